@@ -1,0 +1,188 @@
+//! The demo service's routes, shared by `main.rs` and the integration
+//! tests (which include this file), so the tests drive the very code the
+//! demo runs.
+//!
+//! `GET /orders/{order_id}` walks every layer a real service has: the
+//! handler, an async service layer (logger "orders"), a plain sync function
+//! on the blocking pool (logger "db"), and a background task (logger
+//! "audit"), with awaits in between. Each layer logs, and the response
+//! reports the request id each layer saw.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use corrlog::{CorrlogLayer, RequestId};
+use serde::Serialize;
+
+/// Settings for the demo routes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AppConfig {
+    /// Upper bound of a random sleep between layers, in milliseconds; 0
+    /// only yields. Tests raise it to interleave requests.
+    pub(crate) jitter_ms: u64,
+}
+
+/// The demo service, with the corrlog middleware.
+pub(crate) fn router(config: AppConfig) -> Router {
+    routes(config).layer(CorrlogLayer::new())
+}
+
+/// The demo routes without middleware, to layer differently in tests.
+pub(crate) fn routes(config: AppConfig) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/orders/{order_id}", get(order))
+        .route("/stream/{chunks}", get(stream))
+        .route("/boom", get(boom))
+        .with_state(config)
+}
+
+async fn index() -> Json<serde_json::Value> {
+    tracing::info!("request_id is automatically included");
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// What each layer saw as the current request id.
+#[derive(Serialize, Debug, Default)]
+pub(crate) struct Seen {
+    pub(crate) handler: Option<String>,
+    pub(crate) service: Option<String>,
+    pub(crate) sync: Option<String>,
+    pub(crate) background: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OrderResponse {
+    order_id: String,
+    request_id: String,
+    seen: Seen,
+}
+
+async fn order(
+    State(config): State<AppConfig>,
+    Path(order_id): Path<String>,
+    request_id: RequestId,
+) -> Json<OrderResponse> {
+    // Every later line of this request carries order_id.
+    corrlog::bind("order_id", order_id.as_str());
+    tracing::info!("fetching order");
+    let handler = corrlog::request_id().map(|id| id.to_string());
+    pause(config).await;
+    let mut seen = orders::get_order(config, order_id.clone()).await;
+    seen.handler = handler;
+    Json(OrderResponse {
+        order_id,
+        request_id: request_id.to_string(),
+        seen,
+    })
+}
+
+/// The async service layer. Its lines use the logger name "orders".
+mod orders {
+    use super::{db, pause, AppConfig, Seen};
+
+    pub(super) async fn get_order(config: AppConfig, order_id: String) -> Seen {
+        tracing::info!(target: "orders", "loading order");
+        let service = corrlog::request_id().map(|id| id.to_string());
+        pause(config).await;
+
+        // A blocking "database call" on tokio's blocking pool.
+        let sync = corrlog::spawn_blocking(move || db::fetch_order(&order_id))
+            .await
+            .unwrap_or(None);
+        pause(config).await;
+
+        // A background task, e.g. an audit record.
+        let background = corrlog::spawn(async move {
+            pause(config).await;
+            tracing::info!(target: "audit", "order viewed");
+            corrlog::request_id().map(|id| id.to_string())
+        })
+        .await
+        .unwrap_or(None);
+
+        tracing::info!(target: "orders", "order loaded");
+        Seen {
+            handler: None,
+            service,
+            sync,
+            background,
+        }
+    }
+}
+
+/// Plain synchronous code: no async, no parameters for the id.
+mod db {
+    pub(super) fn fetch_order(order_id: &str) -> Option<String> {
+        tracing::info!(target: "db", order_len = order_id.len(), "SELECT * FROM orders WHERE id = $1");
+        corrlog::request_id().map(|id| id.to_string())
+    }
+}
+
+async fn pause(config: AppConfig) {
+    tokio::task::yield_now().await;
+    if config.jitter_ms > 0 {
+        let micros = fastrand::u64(0..=config.jitter_ms * 1000);
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+    }
+}
+
+/// A streaming body that logs as each chunk is produced, after the handler
+/// has returned: those lines carry the request id too.
+async fn stream(State(config): State<AppConfig>, Path(chunks): Path<u32>) -> Body {
+    tracing::info!(chunks, "starting stream");
+    Body::new(Ticks {
+        left: chunks.min(100),
+        sleep: None,
+        jitter_ms: config.jitter_ms,
+    })
+}
+
+struct Ticks {
+    left: u32,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    jitter_ms: u64,
+}
+
+impl http_body::Body for Ticks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let jitter = self.jitter_ms * 1000;
+        let sleep = self.sleep.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep(Duration::from_micros(fastrand::u64(
+                0..=jitter,
+            ))))
+        });
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.sleep = None;
+        self.left -= 1;
+        tracing::info!(left = self.left, "streaming chunk");
+        let id = corrlog::request_id()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(format!(
+            "{id}\n"
+        ))))))
+    }
+}
+
+async fn boom() -> &'static str {
+    tracing::info!("about to panic");
+    panic!("boom: the handler failed");
+}

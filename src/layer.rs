@@ -1,0 +1,415 @@
+//! The `tracing` layer that writes one flat JSON object per event.
+//!
+//! # Line schema
+//!
+//! ```text
+//! {"timestamp":"2026-01-21T10:30:00.123Z","level":"INFO","message":"...","logger":"orders","request_id":"...", <bound fields>, <span fields>, <event fields>}
+//! ```
+//!
+//! | key | value |
+//! |---|---|
+//! | `timestamp` | RFC 3339, UTC, milliseconds, `Z` |
+//! | `level` | `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR` |
+//! | `message` | the event's message (`""` when it has none) |
+//! | `logger` | the event's target: the module path, or `target: "orders"` |
+//! | `request_id` | the current request's id; **omitted** outside a request |
+//! | bound fields | fields bound with [`crate::bind`] during the request |
+//! | span fields | fields of every enclosing span, innermost span first |
+//! | event fields | the event's own fields |
+//!
+//! Rules:
+//! - Every field is top level; nothing is nested under `span` or `fields`.
+//! - Integers, floats and booleans stay JSON numbers and booleans; NaN and
+//!   infinities become strings; everything else is a string (`Debug` or
+//!   `Display` output).
+//! - When a key appears more than once, the innermost wins: an event field
+//!   over a span field, an inner span over an outer one, any of them over a
+//!   bound field. Each key is written once.
+//! - A user field named like a reserved key (`timestamp`, `level`,
+//!   `message`, `logger`, `request_id`) is written as `fields.<name>`, so
+//!   it can never overwrite them.
+//! - Each line is valid JSON whatever the input: strings are escaped, and
+//!   control, bidi and separator characters are written as `\uXXXX`. If a
+//!   field's `Debug` impl panics, a line saying so is written instead and
+//!   the next line is unaffected.
+//!
+//! Span fields are encoded once, when the span is created or recorded, and
+//! copied as bytes into each line. In steady state an event allocates
+//! nothing: the line is built in a reused per-thread buffer.
+//!
+//! ```
+//! use corrlog::writer::Capture;
+//! use corrlog::{JsonLayer, RequestContext, RequestId};
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let capture = Capture::new();
+//! let subscriber = tracing_subscriber::registry().with(JsonLayer::new(capture.clone()));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let ctx = RequestContext::new(RequestId::new("req-1").unwrap());
+//!     ctx.run(|| tracing::info!(target: "orders", order_id = 42, "order placed"));
+//! });
+//! let line = &capture.lines()[0];
+//! assert!(line.starts_with(r#"{"timestamp":""#));
+//! assert!(line.ends_with(
+//!     r#","level":"INFO","message":"order placed","logger":"orders","request_id":"req-1","order_id":42}"#
+//! ));
+//! ```
+
+use std::cell::RefCell;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::SystemTime;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Record};
+use tracing::{Event, Id, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::context::RequestContext;
+use crate::encoder::{self, FieldVisitor, TimestampCache};
+use crate::writer::{Sink, Stdout};
+
+/// The target and name of the span the middleware opens per request.
+pub(crate) const REQUEST_SPAN_TARGET: &str = "corrlog";
+pub(crate) const REQUEST_SPAN_NAME: &str = "request";
+
+/// Buffers above this size are released after use, so one huge event does
+/// not pin its memory in every thread forever.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// A `tracing_subscriber` layer writing flat JSON lines with the request id
+/// and bound fields at top level. See the [module docs](crate::layer) for
+/// the schema.
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+/// use tracing_subscriber::util::SubscriberInitExt;
+///
+/// tracing_subscriber::registry()
+///     .with(corrlog::JsonLayer::stdout())
+///     .init();
+/// tracing::info!("ready");
+/// ```
+pub struct JsonLayer<W = Stdout> {
+    sink: W,
+    clock: fn() -> SystemTime,
+}
+
+impl<W> fmt::Debug for JsonLayer<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLayer").finish_non_exhaustive()
+    }
+}
+
+impl JsonLayer<Stdout> {
+    /// A layer writing to standard output.
+    pub fn stdout() -> Self {
+        JsonLayer::new(Stdout)
+    }
+}
+
+impl<W: Sink> JsonLayer<W> {
+    /// A layer writing to `sink`.
+    pub fn new(sink: W) -> Self {
+        JsonLayer {
+            sink,
+            clock: SystemTime::now,
+        }
+    }
+
+    /// Replaces the clock, e.g. with a fixed time for exact test output.
+    /// Defaults to [`SystemTime::now`].
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// use corrlog::{writer::Capture, JsonLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// fn fixed() -> SystemTime { UNIX_EPOCH + Duration::from_millis(1_768_991_400_123) }
+    ///
+    /// let capture = Capture::new();
+    /// let layer = JsonLayer::new(capture.clone()).with_clock(fixed);
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::warn!(target: "app", "disk low");
+    /// });
+    /// assert_eq!(
+    ///     capture.lines()[0],
+    ///     r#"{"timestamp":"2026-01-21T10:30:00.123Z","level":"WARN","message":"disk low","logger":"app"}"#
+    /// );
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A reference to the sink.
+    pub fn sink(&self) -> &W {
+        &self.sink
+    }
+}
+
+/// A span's fields, encoded once as `(key, json value)` pairs.
+struct SpanFields {
+    entries: Vec<(&'static str, Box<[u8]>)>,
+}
+
+impl SpanFields {
+    fn record(&mut self, values: &Record<'_>) {
+        values.record(&mut SpanVisitor {
+            entries: &mut self.entries,
+            buf: Vec::new(),
+            keys: Vec::new(),
+        });
+    }
+}
+
+/// Encodes span fields one at a time with the event encoder, keeping each
+/// value's JSON text under its key. A key recorded again replaces its value.
+struct SpanVisitor<'a> {
+    entries: &'a mut Vec<(&'static str, Box<[u8]>)>,
+    buf: Vec<u8>,
+    keys: Vec<&'static str>,
+}
+
+impl SpanVisitor<'_> {
+    fn put(&mut self, field: &Field, record: impl FnOnce(&mut FieldVisitor<'_>)) {
+        self.buf.clear();
+        record(&mut FieldVisitor {
+            fields: &mut self.buf,
+            message: None,
+            keys: &mut self.keys,
+        });
+        let mut prefix = Vec::new();
+        encoder::write_key(&mut prefix, field.name());
+        let value: Box<[u8]> = self.buf.get(prefix.len()..).unwrap_or_default().into();
+        match self.entries.iter_mut().find(|(k, _)| *k == field.name()) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((field.name(), value)),
+        }
+    }
+}
+
+macro_rules! delegate_visit {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(&mut self, field: &Field, value: $ty) {
+            self.put(field, |v| v.$method(field, value));
+        }
+    )*};
+}
+
+impl Visit for SpanVisitor<'_> {
+    delegate_visit!(
+        record_f64: f64,
+        record_i64: i64,
+        record_u64: u64,
+        record_i128: i128,
+        record_u128: u128,
+        record_bool: bool,
+        record_str: &str,
+        record_error: &(dyn std::error::Error + 'static),
+        record_debug: &dyn fmt::Debug
+    );
+}
+
+/// Marks the middleware's request span with the request's context, so that
+/// a future propagated with tracing's `.in_current_span()` alone still gets
+/// the id onto its lines.
+struct SpanRequest(RequestContext);
+
+/// Per-thread scratch space, reused by every event on the thread.
+#[derive(Default)]
+struct Scratch {
+    line: Vec<u8>,
+    message: Vec<u8>,
+    event_fields: Vec<u8>,
+    span_fields: Vec<u8>,
+    keys: Vec<&'static str>,
+    clock: TimestampCache,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        for buf in [
+            &mut self.line,
+            &mut self.message,
+            &mut self.event_fields,
+            &mut self.span_fields,
+        ] {
+            buf.clear();
+            if buf.capacity() > KEEP_CAPACITY {
+                buf.shrink_to(KEEP_CAPACITY);
+            }
+        }
+        self.keys.clear();
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn level_str(level: &Level) -> &'static [u8] {
+    match *level {
+        Level::TRACE => b"TRACE",
+        Level::DEBUG => b"DEBUG",
+        Level::INFO => b"INFO",
+        Level::WARN => b"WARN",
+        Level::ERROR => b"ERROR",
+    }
+}
+
+impl<W: Sink> JsonLayer<W> {
+    fn encode<S>(&self, s: &mut Scratch, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        s.clear();
+        let Scratch {
+            line,
+            message,
+            event_fields,
+            span_fields,
+            keys,
+            clock,
+        } = s;
+
+        event.record(&mut FieldVisitor {
+            fields: event_fields,
+            message: Some(message),
+            keys,
+        });
+
+        // Span fields, innermost first, each key once; remember the request
+        // span's context in case the task-local one is absent.
+        let mut span_request: Option<RequestContext> = None;
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<SpanFields>() {
+                    for (key, value) in &fields.entries {
+                        if !keys.contains(key) {
+                            keys.push(key);
+                            encoder::write_key(span_fields, key);
+                            span_fields.extend_from_slice(value);
+                        }
+                    }
+                }
+                if span_request.is_none() {
+                    if let Some(SpanRequest(rc)) = ext.get::<SpanRequest>() {
+                        span_request = Some(rc.clone());
+                    }
+                }
+            }
+        }
+
+        let meta = event.metadata();
+        line.extend_from_slice(b"{\"timestamp\":");
+        clock.write(line, (self.clock)());
+        line.extend_from_slice(b",\"level\":\"");
+        line.extend_from_slice(level_str(meta.level()));
+        line.extend_from_slice(b"\",\"message\":\"");
+        line.extend_from_slice(message);
+        line.extend_from_slice(b"\",\"logger\":");
+        encoder::write_str(line, meta.target());
+
+        let write_request = |line: &mut Vec<u8>, rc: &RequestContext| {
+            line.extend_from_slice(b",\"request_id\":");
+            encoder::write_str(line, rc.id().as_str());
+            for field in rc.fields().iter() {
+                if !keys.iter().any(|k| *k == field.key) {
+                    encoder::write_key(line, &field.key);
+                    line.extend_from_slice(field.json.as_bytes());
+                }
+            }
+        };
+        RequestContext::with_current(|current| {
+            if let Some(rc) = current.or(span_request.as_ref()) {
+                write_request(line, rc);
+            }
+        });
+
+        line.extend_from_slice(span_fields);
+        line.extend_from_slice(event_fields);
+        line.extend_from_slice(b"}\n");
+    }
+
+    fn write_fallback(&self, event: &Event<'_>) {
+        let mut line = Vec::with_capacity(256);
+        line.extend_from_slice(b"{\"timestamp\":");
+        TimestampCache::default().write(&mut line, (self.clock)());
+        line.extend_from_slice(b",\"level\":\"");
+        line.extend_from_slice(level_str(event.metadata().level()));
+        line.extend_from_slice(
+            b"\",\"message\":\"log event dropped: formatting one of its fields panicked\",\"logger\":",
+        );
+        encoder::write_str(&mut line, event.metadata().target());
+        if let Some(id) = crate::context::request_id() {
+            line.extend_from_slice(b",\"request_id\":");
+            encoder::write_str(&mut line, id.as_str());
+        }
+        line.extend_from_slice(b"}\n");
+        self.sink.write_line(&line);
+    }
+}
+
+impl<S, W> tracing_subscriber::Layer<S> for JsonLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: Sink,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields {
+            entries: Vec::new(),
+        };
+        fields.record(&Record::new(attrs.values()));
+        let mut ext = span.extensions_mut();
+        let meta = attrs.metadata();
+        if meta.target() == REQUEST_SPAN_TARGET && meta.name() == REQUEST_SPAN_NAME {
+            if let Some(rc) = RequestContext::current() {
+                ext.insert(SpanRequest(rc));
+            }
+        }
+        if !fields.entries.is_empty() {
+            ext.insert(fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        match ext.get_mut::<SpanFields>() {
+            Some(fields) => fields.record(values),
+            None => {
+                let mut fields = SpanFields {
+                    entries: Vec::new(),
+                };
+                fields.record(values);
+                ext.insert(fields);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => {
+                    self.encode(&mut scratch, event, &ctx);
+                    self.sink.write_line(&scratch.line);
+                }
+                // Re-entered: a field's Debug impl logged. Use a fresh
+                // buffer rather than corrupt the outer line.
+                Err(_) => {
+                    let mut scratch = Scratch::default();
+                    self.encode(&mut scratch, event, &ctx);
+                    self.sink.write_line(&scratch.line);
+                }
+            })
+        }));
+        if result.is_err() {
+            self.write_fallback(event);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tracing::instrument::Instrumented;
+use tracing::{Instrument, Span};
+
+use super::body::CorrlogBody;
+use crate::context::RequestContext;
+
+type PanicPayload = Box<dyn Any + Send + 'static>;
+
+pin_project! {
+    /// The response future of [`Corrlog`](super::Corrlog): polls the inner
+    /// future inside the request context and span, catches panics, and sets
+    /// the id header on the response.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<RequestContext, Instrumented<Guarded<F>>>,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Runs inside the context: everything it logs carries the id.
+    struct Guarded<F> {
+        #[pin]
+        fut: Option<F>,
+        call_panic: Option<PanicPayload>,
+        ctx: RequestContext,
+        span: Span,
+        header: Option<(HeaderName, HeaderValue)>,
+    }
+}
+
+impl<F, B, E> ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body<Data = Bytes>,
+{
+    pub(crate) fn new(
+        called: Result<F, PanicPayload>,
+        ctx: RequestContext,
+        span: Span,
+        header: Option<(HeaderName, HeaderValue)>,
+    ) -> Self {
+        let (fut, call_panic) = match called {
+            Ok(fut) => (Some(fut), None),
+            Err(payload) => (None, Some(payload)),
+        };
+        let guarded = Guarded {
+            fut,
+            call_panic,
+            ctx: ctx.clone(),
+            span: span.clone(),
+            header,
+        };
+        ResponseFuture {
+            inner: ctx.scope(guarded.instrument(span)),
+        }
+    }
+}
+
+/// The message of a panic, when it is a string.
+pub(crate) fn panic_message(payload: &PanicPayload) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "panic with a non-string payload"
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body<Data = Bytes>,
+{
+    type Output = Result<Response<CorrlogBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<F, B, E> Future for Guarded<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body<Data = Bytes>,
+{
+    type Output = Result<Response<CorrlogBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let outcome = match this.fut.as_mut().as_pin_mut() {
+            Some(fut) => match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(result)) => Ok(result),
+                Err(payload) => Err(payload),
+            },
+            None => match this.call_panic.take() {
+                Some(payload) => Err(payload),
+                // Polled after completion: keep failing loudly like any
+                // future would, but through a 500, not a panic.
+                None => Err(Box::new("response future polled after completion") as PanicPayload),
+            },
+        };
+        // Drop the inner future here, inside the request context.
+        this.fut.set(None);
+
+        let mut response = match outcome {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                if status.is_server_error() {
+                    tracing::error!(
+                        target: "corrlog",
+                        status = status.as_u16(),
+                        "request failed with a server error"
+                    );
+                }
+                response.map(|body| CorrlogBody::new(body, this.ctx.clone(), this.span.clone()))
+            }
+            Ok(Err(err)) => return Poll::Ready(Err(err)),
+            Err(payload) => {
+                tracing::error!(
+                    target: "corrlog",
+                    panic = panic_message(&payload),
+                    status = 500u16,
+                    "request handler panicked"
+                );
+                let mut response = Response::new(CorrlogBody::full(Bytes::from_static(
+                    b"internal server error\n",
+                )));
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                response
+            }
+        };
+        if let Some((name, value)) = this.header.take() {
+            response.headers_mut().insert(name, value);
+        }
+        Poll::Ready(Ok(response))
+    }
+}

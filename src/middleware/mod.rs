@@ -1,0 +1,204 @@
+//! The tower middleware: one id per request, a context around the whole
+//! request (handler *and* response body), the id on every response.
+//!
+//! [`CorrlogLayer`] works for any tower service over `http` types: axum,
+//! tonic, plain hyper. For each request it
+//!
+//! 1. picks the id: the first configured header (default `x-request-id`)
+//!    whose value passes the [`IdPolicy`](crate::IdPolicy); a header sent
+//!    twice counts as invalid. Otherwise a new id is generated (UUID v4 by
+//!    default). A rejected value is never logged or echoed;
+//! 2. makes a [`RequestContext`](crate::RequestContext) and keeps it
+//!    current on every poll of the inner service's future and of the
+//!    response body, so lines logged while a streaming body is produced
+//!    carry the id too;
+//! 3. opens a `request` span (target `corrlog`) carrying the context, so
+//!    futures propagated with tracing's `in_current_span()` keep the id;
+//! 4. inserts the [`RequestId`](crate::RequestId) and the context into the
+//!    request's extensions, and replaces the incoming id headers with one
+//!    header holding the effective id;
+//! 5. sets the response header (default `x-request-id`) on **every**
+//!    response: handler errors, rejections, 404s, and panics, which are
+//!    caught, logged at ERROR with the panic message and turned into a
+//!    `500` so the server keeps serving.
+//!
+//! Responses with a 5xx status are logged at ERROR.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use corrlog::{CorrlogLayer, RequestId};
+//!
+//! async fn handler(id: RequestId) -> String {
+//!     tracing::info!("handling"); // carries "request_id"
+//!     format!("your request id is {id}")
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(handler))
+//!     .layer(CorrlogLayer::new());
+//! ```
+//!
+//! Customised: accept `x-correlation-id` too, and use time-ordered ids.
+//!
+//! ```
+//! use corrlog::{CorrlogLayer, IdPolicy, UuidV7};
+//! use http::HeaderName;
+//!
+//! let layer = CorrlogLayer::new()
+//!     .headers([
+//!         HeaderName::from_static("x-request-id"),
+//!         HeaderName::from_static("x-correlation-id"),
+//!     ])
+//!     .policy(IdPolicy::default().max_len(64))
+//!     .make_request_id(UuidV7);
+//! ```
+//!
+//! # Edge mode
+//!
+//! A service facing the internet should not let clients choose ids that
+//! internal systems trust. [`CorrlogLayer::edge`] always generates the
+//! request id and keeps a valid client value as the bound field
+//! `correlation_id`.
+//!
+//! # Errors from the inner service
+//!
+//! axum services never fail (`Error = Infallible`). A tower service that
+//! returns `Err` has no response to put a header on: the error is passed
+//! through unchanged.
+
+mod body;
+mod future;
+mod service;
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName};
+use tower_layer::Layer;
+
+use crate::id::{IdPolicy, MakeRequestId, RequestId, UuidV4};
+
+pub use self::body::CorrlogBody;
+pub use self::future::ResponseFuture;
+pub use self::service::Corrlog;
+
+/// The default header read and written: `x-request-id`.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A tower [`Layer`] that gives each request an id and a logging context.
+/// See the [module docs](crate::middleware).
+#[derive(Clone)]
+#[must_use]
+pub struct CorrlogLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) headers: Vec<HeaderName>,
+    pub(crate) response_header: HeaderName,
+    pub(crate) policy: IdPolicy,
+    pub(crate) make_id: Arc<dyn MakeRequestId>,
+    pub(crate) edge: bool,
+}
+
+impl fmt::Debug for CorrlogLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CorrlogLayer")
+            .field("headers", &self.config.headers)
+            .field("response_header", &self.config.response_header)
+            .field("policy", &self.config.policy)
+            .field("edge", &self.config.edge)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CorrlogLayer {
+    fn default() -> Self {
+        CorrlogLayer::new()
+    }
+}
+
+impl CorrlogLayer {
+    /// The default: trust a valid `x-request-id`, generate UUID v4 ids
+    /// otherwise, echo the id as `x-request-id`.
+    pub fn new() -> Self {
+        CorrlogLayer {
+            config: Arc::new(Config {
+                headers: vec![X_REQUEST_ID],
+                response_header: X_REQUEST_ID,
+                policy: IdPolicy::default(),
+                make_id: Arc::new(UuidV4),
+                edge: false,
+            }),
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// The headers an incoming id is read from, in order of preference: the
+    /// first one holding a valid id wins. Defaults to `x-request-id`.
+    pub fn headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.config_mut().headers = headers.into_iter().collect();
+        self
+    }
+
+    /// The header the id is written to, on the response and on the request
+    /// passed inward. Defaults to `x-request-id`.
+    pub fn response_header(mut self, header: HeaderName) -> Self {
+        self.config_mut().response_header = header;
+        self
+    }
+
+    /// The rule for trusting incoming ids. Defaults to
+    /// [`IdPolicy::default`].
+    pub fn policy(mut self, policy: IdPolicy) -> Self {
+        self.config_mut().policy = policy;
+        self
+    }
+
+    /// How new ids are made. Defaults to [`UuidV4`].
+    pub fn make_request_id(mut self, make: impl MakeRequestId) -> Self {
+        self.config_mut().make_id = Arc::new(make);
+        self
+    }
+
+    /// Edge mode: never trust the client. Always generate the request id;
+    /// keep a valid incoming value as the bound field `correlation_id`.
+    /// Off by default.
+    ///
+    /// ```
+    /// let layer = corrlog::CorrlogLayer::new().edge();
+    /// ```
+    pub fn edge(mut self) -> Self {
+        self.config_mut().edge = true;
+        self
+    }
+}
+
+impl<S> Layer<S> for CorrlogLayer {
+    type Service = Corrlog<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Corrlog::new(inner, self.config.clone())
+    }
+}
+
+impl Config {
+    /// The first valid incoming id. A header present more than once is
+    /// ambiguous and counts as invalid.
+    pub(crate) fn incoming_id(&self, headers: &HeaderMap) -> Option<RequestId> {
+        self.headers.iter().find_map(|name| {
+            let mut values = headers.get_all(name).iter();
+            let first = values.next()?;
+            if values.next().is_some() {
+                return None;
+            }
+            self.policy.parse(first.as_bytes())
+        })
+    }
+}

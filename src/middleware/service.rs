@@ -1,0 +1,113 @@
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use tower_service::Service;
+
+use super::body::CorrlogBody;
+use super::future::ResponseFuture;
+use super::Config;
+use crate::context::RequestContext;
+use crate::layer::{REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
+
+/// The service made by [`CorrlogLayer`](super::CorrlogLayer). See the
+/// [module docs](crate::middleware).
+#[derive(Clone)]
+pub struct Corrlog<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> fmt::Debug for Corrlog<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Corrlog").finish_non_exhaustive()
+    }
+}
+
+impl<S> Corrlog<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Corrlog { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Corrlog<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes>,
+{
+    type Response = Response<CorrlogBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let incoming = config.incoming_id(req.headers());
+        let (id, correlation) = if config.edge {
+            (config.make_id.make_request_id(), incoming)
+        } else {
+            match incoming {
+                Some(id) => (id, None),
+                None => (config.make_id.make_request_id(), None),
+            }
+        };
+        let ctx = RequestContext::new(id.clone());
+        if let Some(correlation) = &correlation {
+            ctx.bind("correlation_id", correlation);
+        }
+
+        // The inner service sees exactly one id header: the effective id.
+        let header_value = HeaderValue::from_str(id.as_str()).ok();
+        let headers = req.headers_mut();
+        for name in &config.headers {
+            headers.remove(name);
+        }
+        if let Some(value) = &header_value {
+            headers.insert(config.response_header.clone(), value.clone());
+        }
+        req.extensions_mut().insert(id);
+        req.extensions_mut().insert(ctx.clone());
+
+        // Created inside the context so the JSON layer can attach it to the
+        // span (see `SpanRequest` in the layer).
+        let span = ctx
+            .clone()
+            .run(|| tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME));
+
+        // Routing and handler set-up may run synchronously inside `call`:
+        // do it in the context too, and catch a panic there like one in the
+        // future.
+        let inner = &mut self.inner;
+        let called = ctx
+            .clone()
+            .run(|| span.in_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(req)))));
+
+        ResponseFuture::new(
+            called,
+            ctx,
+            span,
+            header_value.map(|v| (config.response_header.clone(), v)),
+        )
+    }
+}

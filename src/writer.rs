@@ -1,0 +1,159 @@
+//! Where encoded lines go: the [`Sink`] trait and simple sinks.
+//!
+//! The JSON layer encodes each event into one complete line (ending in
+//! `\n`) and hands it to a [`Sink`] in one call. A sink never returns an
+//! error to the logging call site: logging must not fail a request. The
+//! sinks here write synchronously on the calling thread; a sink that moves
+//! I/O off the request path plugs in through the same trait.
+//!
+//! ```
+//! use corrlog::writer::{Capture, Sink};
+//!
+//! let capture = Capture::new();
+//! capture.write_line(b"{\"message\":\"hi\"}\n");
+//! assert_eq!(capture.lines(), vec!["{\"message\":\"hi\"}".to_owned()]);
+//! ```
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Receives complete, newline-terminated JSON lines.
+///
+/// Implementations must be cheap to call from many threads at once and
+/// must not panic; I/O errors are theirs to handle (count, report, drop).
+pub trait Sink: Send + Sync + 'static {
+    /// Takes one line, including its trailing `\n`.
+    fn write_line(&self, line: &[u8]);
+}
+
+impl<S: Sink + ?Sized> Sink for Arc<S> {
+    fn write_line(&self, line: &[u8]) {
+        (**self).write_line(line);
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn write_line(&self, line: &[u8]) {
+        (**self).write_line(line);
+    }
+}
+
+/// Writes each line to the process's standard output with one
+/// `write_all` under the stdout lock, so lines from different threads never
+/// interleave. Errors (a closed pipe, a full disk) are ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stdout;
+
+impl Sink for Stdout {
+    fn write_line(&self, line: &[u8]) {
+        let _ = io::stdout().lock().write_all(line);
+    }
+}
+
+/// Writes lines to any [`io::Write`] behind a mutex: a file, a socket,
+/// [`io::sink()`]. Errors are ignored.
+///
+/// ```
+/// use corrlog::writer::{Sink, WriterSink};
+///
+/// let sink = WriterSink::new(Vec::new());
+/// sink.write_line(b"{}\n");
+/// assert_eq!(sink.into_inner(), b"{}\n");
+/// ```
+pub struct WriterSink<W> {
+    writer: Mutex<W>,
+}
+
+impl<W> fmt::Debug for WriterSink<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriterSink").finish_non_exhaustive()
+    }
+}
+
+impl<W: Write + Send + 'static> WriterSink<W> {
+    /// Wraps a writer.
+    pub fn new(writer: W) -> Self {
+        WriterSink {
+            writer: Mutex::new(writer),
+        }
+    }
+
+    /// Returns the writer.
+    pub fn into_inner(self) -> W {
+        self.writer
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<W: Write + Send + 'static> Sink for WriterSink<W> {
+    fn write_line(&self, line: &[u8]) {
+        let mut w = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = w.write_all(line);
+    }
+}
+
+/// Keeps every line in memory, for tests. Clones share the same lines.
+///
+/// ```
+/// use corrlog::writer::{Capture, Sink};
+///
+/// let capture = Capture::new();
+/// let writer = capture.clone();
+/// writer.write_line(b"{\"a\":1}\n");
+/// assert_eq!(capture.lines().len(), 1);
+/// ```
+#[derive(Clone, Default)]
+pub struct Capture {
+    buf: Arc<Mutex<Vec<u8>>>,
+}
+
+impl fmt::Debug for Capture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capture")
+            .field("bytes", &self.lock().len())
+            .finish()
+    }
+}
+
+impl Capture {
+    /// An empty capture.
+    pub fn new() -> Self {
+        Capture::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.buf
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Everything written so far, as raw bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.lock().clone()
+    }
+
+    /// The lines written so far, without their newlines. Invalid UTF-8 is
+    /// replaced, so a test can still see it.
+    pub fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.lock())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Forgets everything written so far.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+impl Sink for Capture {
+    fn write_line(&self, line: &[u8]) {
+        self.lock().extend_from_slice(line);
+    }
+}
