@@ -1,0 +1,252 @@
+//! Shared test harness: a real server on 127.0.0.1:0 on its own
+//! multi-thread runtime whose threads log into a capture, plus raw-socket
+//! and JSON helpers.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use corrlog::writer::Capture;
+use corrlog::JsonLayer;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// A server runtime whose every thread (workers and blocking pool) logs to
+/// its own capture, so tests in one binary never share a subscriber.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub capture: Capture,
+    runtime: Option<Runtime>,
+}
+
+impl TestServer {
+    pub fn start(workers: usize, app: axum::Router) -> Self {
+        let capture = Capture::new();
+        let dispatch = tracing::Dispatch::new(
+            tracing_subscriber::registry().with(JsonLayer::new(capture.clone())),
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .on_thread_start(move || {
+                // Keep this thread's default for its whole life.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+            })
+            .build()
+            .unwrap();
+        let addr = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            addr
+        });
+        TestServer {
+            addr,
+            capture,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Every captured line, parsed; fails the test on any line that is not
+    /// a JSON object.
+    pub fn lines(&self) -> Vec<Value> {
+        parse_lines(&self.capture.bytes())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+pub fn parse_lines(bytes: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(bytes).expect("log output is UTF-8");
+    text.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("line is not JSON ({e}): {line:?}"));
+            assert!(v.is_object(), "line is not an object: {line}");
+            v
+        })
+        .collect()
+}
+
+/// A client runtime, separate from the server's.
+pub fn client_runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn is_uuid_v4(s: &str) -> bool {
+    s.len() == 36
+        && s.as_bytes()[14] == b'4'
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+pub fn str_field<'a>(line: &'a Value, key: &str) -> Option<&'a str> {
+    line.get(key).and_then(Value::as_str)
+}
+
+/// One HTTP/1.1 response read off a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// Reads responses from a raw connection, keeping leftover bytes between
+/// calls (pipelining).
+pub struct RawConn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        RawConn {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(20), self.stream.read(&mut chunk))
+            .await
+            .expect("response within 20 s")
+            .unwrap();
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// Reads one response with a content-length or chunked body.
+    pub async fn read_response(&mut self) -> RawResponse {
+        let head_end = loop {
+            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p;
+            }
+            assert!(self.fill().await, "connection closed before a response");
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+        let mut head_bytes_lines = self.buf[..head_end].split(|&b| b == b'\n');
+        let status_line = String::from_utf8_lossy(head_bytes_lines.next().unwrap()).into_owned();
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+        let mut headers = Vec::new();
+        for line in head_bytes_lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Some(colon) = line.iter().position(|&b| b == b':') {
+                let name = String::from_utf8_lossy(&line[..colon]).trim().to_owned();
+                let mut value = &line[colon + 1..];
+                while value.first() == Some(&b' ') {
+                    value = &value[1..];
+                }
+                headers.push((name, value.to_vec()));
+            }
+        }
+        self.buf.drain(..head_end + 4);
+        let mut resp = RawResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if let Some(len) = resp.header("content-length") {
+            let len: usize = len.trim().parse().unwrap();
+            while self.buf.len() < len {
+                assert!(self.fill().await, "connection closed mid-body");
+            }
+            resp.body = self.buf.drain(..len).collect();
+        } else if resp
+            .header("transfer-encoding")
+            .is_some_and(|te| te.contains("chunked"))
+        {
+            loop {
+                let line_end = loop {
+                    if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                        break p;
+                    }
+                    assert!(self.fill().await, "connection closed mid-chunk");
+                };
+                let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+                let size = usize::from_str_radix(size_text.trim(), 16).unwrap();
+                while self.buf.len() < line_end + 2 + size + 2 {
+                    assert!(self.fill().await, "connection closed mid-chunk");
+                }
+                resp.body
+                    .extend_from_slice(&self.buf[line_end + 2..line_end + 2 + size]);
+                self.buf.drain(..line_end + 2 + size + 2);
+                if size == 0 {
+                    break;
+                }
+            }
+        }
+        resp
+    }
+}
+
+/// `GET path` with extra raw header lines, as bytes.
+pub fn get_request(path: &str, extra_headers: &[&[u8]]) -> Vec<u8> {
+    let mut req = format!("GET {path} HTTP/1.1\r\nhost: test\r\n").into_bytes();
+    for h in extra_headers {
+        req.extend_from_slice(h);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    req
+}
+
+/// Groups lines by their request_id.
+pub fn by_request_id(lines: &[Value]) -> HashMap<String, Vec<Value>> {
+    let mut map: HashMap<String, Vec<Value>> = HashMap::new();
+    for line in lines {
+        if let Some(id) = str_field(line, "request_id") {
+            map.entry(id.to_owned()).or_default().push(line.clone());
+        }
+    }
+    map
+}
