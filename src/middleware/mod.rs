@@ -5,7 +5,7 @@
 //! tonic, plain hyper. For each request it
 //!
 //! 1. picks the id: the first configured header (default `x-request-id`)
-//!    whose value passes the [`IdPolicy`](crate::IdPolicy); a header sent
+//!    whose value passes the [`IdPolicy`]; a header sent
 //!    twice counts as invalid. Otherwise a new id is generated (UUID v4 by
 //!    default). A rejected value is never logged or echoed;
 //! 2. makes a [`RequestContext`](crate::RequestContext) and keeps it
@@ -14,7 +14,7 @@
 //!    carry the id too;
 //! 3. opens a `request` span (target `corrlog`) carrying the context, so
 //!    futures propagated with tracing's `in_current_span()` keep the id;
-//! 4. inserts the [`RequestId`](crate::RequestId) and the context into the
+//! 4. inserts the [`RequestId`] and the context into the
 //!    request's extensions, and replaces the incoming id headers with one
 //!    header holding the effective id;
 //! 5. sets the response header (default `x-request-id`) on **every**
@@ -200,5 +200,134 @@ impl Config {
             }
             self.policy.parse(first.as_bytes())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{ready, Ready};
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use tower::{service_fn, ServiceBuilder, ServiceExt};
+    use tower_service::Service;
+
+    use super::*;
+    use crate::context::RequestContext;
+
+    type Body = Full<Bytes>;
+
+    fn request(id: Option<&str>) -> Request<Body> {
+        let mut req = Request::builder().uri("/");
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        req.body(Body::default()).unwrap()
+    }
+
+    /// Echoes what the inner service saw: its id header, extension and
+    /// context.
+    async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
+        let header = req.headers().get_all("x-request-id").iter().count();
+        let ext = req.extensions().get::<RequestId>().cloned();
+        let ctx = req
+            .extensions()
+            .get::<RequestContext>()
+            .map(|c| c.id().clone());
+        let current = crate::request_id();
+        assert_eq!(ext, current);
+        assert_eq!(ctx, current);
+        let text = format!(
+            "{header} {}",
+            current.map(|c| c.to_string()).unwrap_or_default()
+        );
+        Ok(Response::new(Body::from(text)))
+    }
+
+    async fn body_text<B: http_body::Body>(res: Response<B>) -> String
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn works_on_a_plain_tower_service() {
+        let svc = ServiceBuilder::new()
+            .layer(CorrlogLayer::new())
+            .service_fn(echo);
+        let res = svc.clone().oneshot(request(Some("abc-1"))).await.unwrap();
+        assert_eq!(res.headers()["x-request-id"], "abc-1");
+        assert_eq!(body_text(res).await, "1 abc-1");
+
+        let res = svc.oneshot(request(Some("not valid"))).await.unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 36);
+        assert_eq!(body_text(res).await, format!("1 {id}"));
+    }
+
+    /// A service that panics inside `call` itself, before any future.
+    #[derive(Clone)]
+    struct PanicsInCall;
+
+    impl Service<Request<Body>> for PanicsInCall {
+        type Response = Response<Body>;
+        type Error = Infallible;
+        type Future = Ready<Result<Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Body>) -> Self::Future {
+            panic!("panicked in call");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_call_becomes_a_500_with_the_id() {
+        let res = CorrlogLayer::new()
+            .layer(PanicsInCall)
+            .oneshot(request(Some("sync-panic")))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()["x-request-id"], "sync-panic");
+        assert_eq!(body_text(res).await, "internal server error\n");
+    }
+
+    #[tokio::test]
+    async fn service_errors_pass_through_unchanged() {
+        let svc = CorrlogLayer::new().layer(service_fn(|_: Request<Body>| {
+            ready(Err::<Response<Body>, _>("inner failure"))
+        }));
+        let err = svc.oneshot(request(None)).await.unwrap_err();
+        assert_eq!(err, "inner failure");
+    }
+
+    #[tokio::test]
+    async fn a_custom_response_header() {
+        let svc = CorrlogLayer::new()
+            .response_header(HeaderName::from_static("x-trace"))
+            .layer(service_fn(|req: Request<Body>| async move {
+                let seen = req.headers().get("x-trace").cloned();
+                let removed = req.headers().get("x-request-id").is_none();
+                assert!(removed, "incoming id headers are replaced");
+                Ok::<_, Infallible>(Response::new(Body::from(format!("{seen:?}"))))
+            }));
+        let res = svc.oneshot(request(Some("t-1"))).await.unwrap();
+        assert_eq!(res.headers()["x-trace"], "t-1");
+        assert!(res.headers().get("x-request-id").is_none());
+        assert_eq!(body_text(res).await, "Some(\"t-1\")");
+    }
+
+    #[test]
+    fn debug_output_names_the_configuration() {
+        let text = format!("{:?}", CorrlogLayer::new().edge());
+        assert!(text.contains("edge: true"), "{text}");
     }
 }

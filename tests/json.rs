@@ -1,0 +1,326 @@
+//! The JSON layer: schema and key order, flattening rules, typed values,
+//! reserved keys, hostile content, panics in formatting, and a property
+//! test that any content gives one line that parses and round-trips.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use corrlog::writer::Capture;
+use corrlog::{JsonLayer, RequestContext, RequestId};
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+use tracing_subscriber::layer::SubscriberExt;
+
+fn fixed_clock() -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_768_991_400_123)
+}
+
+/// Runs `f` under a JSON layer writing to a fresh capture; returns the raw
+/// lines.
+fn capture(f: impl FnOnce()) -> Vec<String> {
+    let capture = Capture::new();
+    let layer = JsonLayer::new(capture.clone()).with_clock(fixed_clock);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+    capture.lines()
+}
+
+fn parse(line: &str) -> Map<String, Value> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(map)) => map,
+        other => panic!("not a JSON object line: {line:?} ({other:?})"),
+    }
+}
+
+fn in_request<R>(id: &str, f: impl FnOnce() -> R) -> R {
+    RequestContext::new(RequestId::new(id).unwrap()).run(f)
+}
+
+#[test]
+fn the_line_schema_in_order() {
+    let lines = capture(|| {
+        in_request("550e8400-e29b-41d4-a716-446655440000", || {
+            corrlog::bind("user_id", "u-1");
+            let span = tracing::info_span!("handler", route = "/orders/{id}");
+            let _g = span.enter();
+            tracing::info!(target: "orders", order_id = 42, paid = true, "processing order");
+        })
+    });
+    assert_eq!(
+        lines,
+        vec![concat!(
+            r#"{"timestamp":"2026-01-21T10:30:00.123Z","level":"INFO","message":"processing order","#,
+            r#""logger":"orders","request_id":"550e8400-e29b-41d4-a716-446655440000","user_id":"u-1","#,
+            r#""route":"/orders/{id}","order_id":42,"paid":true}"#
+        )]
+    );
+}
+
+#[test]
+fn request_id_is_omitted_outside_a_request() {
+    let lines = capture(|| tracing::error!(code = 7, "startup failed"));
+    let line = parse(&lines[0]);
+    assert!(!line.contains_key("request_id"));
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["code"], 7);
+    assert_eq!(line["logger"], "json");
+}
+
+#[test]
+fn innermost_wins_and_each_key_is_written_once() {
+    let lines = capture(|| {
+        in_request("r-1", || {
+            corrlog::bind("who", "bound");
+            corrlog::bind("only_bound", 1);
+            let outer = tracing::info_span!("outer", who = "outer", depth = 1, only_outer = true);
+            let _o = outer.enter();
+            let inner = tracing::info_span!("inner", who = "inner", depth = 2);
+            let _i = inner.enter();
+            tracing::info!(depth = 3, "event");
+            tracing::info!("no event fields");
+        })
+    });
+    for line in &lines {
+        // Duplicate keys would be silently merged by the parser: count them.
+        assert_eq!(line.matches("\"who\":").count(), 1, "{line}");
+        assert_eq!(line.matches("\"depth\":").count(), 1, "{line}");
+    }
+    let first = parse(&lines[0]);
+    assert_eq!(first["who"], "inner");
+    assert_eq!(first["depth"], 3);
+    assert_eq!(first["only_outer"], true);
+    assert_eq!(first["only_bound"], 1);
+    let second = parse(&lines[1]);
+    assert_eq!(second["depth"], 2);
+}
+
+#[test]
+fn recorded_span_fields_replace_their_value() {
+    let lines = capture(|| {
+        let span = tracing::info_span!("work", state = "start", rows = tracing::field::Empty);
+        let _g = span.enter();
+        tracing::info!("one");
+        span.record("state", "done");
+        span.record("rows", 12u64);
+        tracing::info!("two");
+    });
+    let one = parse(&lines[0]);
+    assert_eq!(one["state"], "start");
+    assert!(!one.contains_key("rows"));
+    let two = parse(&lines[1]);
+    assert_eq!(two["state"], "done");
+    assert_eq!(two["rows"], 12);
+}
+
+#[test]
+fn reserved_keys_are_never_overwritten() {
+    let lines = capture(|| {
+        in_request("real-id", || {
+            corrlog::bind("request_id", "bound-fake");
+            let span = tracing::info_span!("s", level = "span-fake", message = "span-msg");
+            let _g = span.enter();
+            tracing::info!(
+                timestamp = 1,
+                logger = "fake",
+                request_id = "event-fake",
+                "real message"
+            );
+        })
+    });
+    let line = parse(&lines[0]);
+    assert_eq!(line["request_id"], "real-id");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["message"], "real message");
+    assert_eq!(line["logger"], "json");
+    assert_eq!(line["timestamp"], "2026-01-21T10:30:00.123Z");
+    assert_eq!(line["fields.request_id"], "event-fake");
+    assert_eq!(line["fields.level"], "span-fake");
+    assert_eq!(line["fields.message"], "span-msg");
+    assert_eq!(line["fields.timestamp"], 1);
+    assert_eq!(line["fields.logger"], "fake");
+}
+
+#[test]
+fn values_keep_their_json_types() {
+    let lines = capture(|| {
+        tracing::info!(
+            int = -5i64,
+            uint = 7u64,
+            big = u128::MAX,
+            float = 1.5f64,
+            nan = f64::NAN,
+            inf = f64::INFINITY,
+            yes = true,
+            text = "t",
+            debug = ?vec![1, 2],
+            display = %"shown",
+            "typed"
+        )
+    });
+    let line = parse(&lines[0]);
+    assert_eq!(line["int"], -5);
+    assert_eq!(line["uint"], 7);
+    assert!(lines[0].contains(&format!(r#""big":{}"#, u128::MAX)));
+    assert_eq!(line["float"], 1.5);
+    assert_eq!(line["nan"], "NaN");
+    assert_eq!(line["inf"], "inf");
+    assert_eq!(line["yes"], true);
+    assert_eq!(line["text"], "t");
+    assert_eq!(line["debug"], "[1, 2]");
+    assert_eq!(line["display"], "shown");
+}
+
+#[test]
+fn hostile_content_stays_inside_its_string() {
+    let nasty = "\",\"level\":\"ERROR\"}\n{\"injected\":true,\u{0}\u{1b}[2J\u{7f}\u{85}\u{2028}\u{202e}\u{feff}\\";
+    let lines = capture(|| {
+        in_request("r-2", || {
+            corrlog::bind(nasty, nasty);
+            tracing::info!(field = nasty, "{nasty}");
+        })
+    });
+    assert_eq!(lines.len(), 1);
+    let line = parse(&lines[0]);
+    assert_eq!(line["message"], nasty);
+    assert_eq!(line["field"], nasty);
+    assert_eq!(line[nasty], nasty);
+    assert_eq!(line["level"], "INFO");
+    assert!(!line.contains_key("injected"));
+    // Deceptive characters are escaped, not written raw.
+    for raw in [
+        '\u{1b}', '\u{7f}', '\u{85}', '\u{2028}', '\u{202e}', '\u{feff}',
+    ] {
+        assert!(!lines[0].contains(raw), "{raw:?} written raw");
+    }
+}
+
+#[test]
+fn huge_values_make_one_valid_line() {
+    let big = "x".repeat(1 << 20);
+    let lines = capture(|| tracing::info!(big = %big, "huge"));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(parse(&lines[0])["big"].as_str().unwrap().len(), 1 << 20);
+}
+
+struct PanickingDebug;
+impl fmt::Debug for PanickingDebug {
+    fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        panic!("Debug impl panicked")
+    }
+}
+
+struct FailingDebug;
+impl fmt::Debug for FailingDebug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("partial \"quoted")?;
+        Err(fmt::Error)
+    }
+}
+
+struct LoggingDebug;
+impl fmt::Debug for LoggingDebug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        tracing::info!("logged from inside Debug");
+        f.write_str("logging-debug")
+    }
+}
+
+#[test]
+fn a_panicking_debug_impl_never_corrupts_the_next_line() {
+    let lines = capture(|| {
+        in_request("r-3", || {
+            tracing::info!(bad = ?PanickingDebug, "first");
+            tracing::info!(ok = 1, "second");
+        })
+    });
+    assert_eq!(lines.len(), 2);
+    let first = parse(&lines[0]);
+    assert_eq!(first["request_id"], "r-3");
+    assert_eq!(
+        first["message"],
+        "log event dropped: formatting one of its fields panicked"
+    );
+    let second = parse(&lines[1]);
+    assert_eq!(second["message"], "second");
+    assert_eq!(second["ok"], 1);
+}
+
+#[test]
+fn failing_and_reentrant_debug_impls_still_give_valid_lines() {
+    let lines = capture(|| {
+        tracing::info!(partial = ?FailingDebug, "failing");
+        tracing::info!(nested = ?LoggingDebug, "outer");
+    });
+    let parsed: Vec<_> = lines.iter().map(|l| parse(l)).collect();
+    assert_eq!(parsed[0]["partial"], "partial \"quoted");
+    // tracing drops an event raised while the subscriber is handling
+    // another on the same thread; the outer line is whole.
+    assert_eq!(parsed.len(), 2);
+    assert_eq!(parsed[1]["nested"], "logging-debug");
+}
+
+#[test]
+fn the_request_span_carries_the_id_into_in_current_span_futures() {
+    use tracing::Instrument;
+    let lines = capture(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ctx = RequestContext::new(RequestId::new("span-carried").unwrap());
+        // The middleware opens this span inside the context.
+        let span = ctx.run(|| tracing::info_span!(target: "corrlog", "request"));
+        let fut = async {
+            // Not a corrlog helper: the task-local is gone, the span is not.
+            assert!(corrlog::request_id().is_none());
+            tracing::info!("in a span-propagated future");
+        };
+        rt.block_on(fut.instrument(span));
+    });
+    assert_eq!(parse(&lines[0])["request_id"], "span-carried");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn any_content_gives_one_line_that_round_trips(
+        message in any::<String>(),
+        text in any::<String>(),
+        key in "[a-z_]{1,12}",
+        bound in any::<String>(),
+        int in any::<i64>(),
+        float in any::<f64>(),
+        flag in any::<bool>(),
+    ) {
+        let lines = capture(|| {
+            in_request("prop-1", || {
+                corrlog::bind(key.clone(), bound.as_str());
+                tracing::info!(text = text.as_str(), int, float, flag, "{message}");
+            })
+        });
+        prop_assert_eq!(lines.len(), 1);
+        let line = parse(&lines[0]);
+        prop_assert_eq!(line["message"].as_str().unwrap(), message.as_str());
+        prop_assert_eq!(line["text"].as_str().unwrap(), text.as_str());
+        prop_assert_eq!(line["int"].as_i64().unwrap(), int);
+        prop_assert_eq!(line["flag"].as_bool().unwrap(), flag);
+        if float.is_finite() {
+            prop_assert_eq!(line["float"].as_f64().unwrap(), float);
+        } else {
+            prop_assert!(line["float"].is_string());
+        }
+        let reserved = ["timestamp", "level", "message", "logger", "request_id"];
+        let shadowed = ["text", "int", "float", "flag"];
+        if reserved.contains(&key.as_str()) {
+            let renamed = format!("fields.{key}");
+            prop_assert_eq!(line[renamed.as_str()].as_str().unwrap(), bound.as_str());
+        } else if !shadowed.contains(&key.as_str()) {
+            prop_assert_eq!(line[key.as_str()].as_str().unwrap(), bound.as_str());
+        }
+        prop_assert_eq!(line["request_id"].as_str().unwrap(), "prop-1");
+    }
+}
