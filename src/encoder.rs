@@ -276,6 +276,20 @@ impl TimestampCache {
     }
 }
 
+/// `YYYYMMDDTHHMMSSZ` for seconds since the Unix epoch (UTC), for file
+/// names.
+pub(crate) fn compact_utc(secs: u64) -> String {
+    let full = format_secs(secs);
+    let mut out = String::with_capacity(16);
+    for &b in &full {
+        if b.is_ascii_digit() || b == b'T' {
+            out.push(b as char);
+        }
+    }
+    out.push('Z');
+    out
+}
+
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the Unix epoch (UTC).
 fn format_secs(secs: u64) -> [u8; 19] {
     let days = (secs / 86_400) as i64;

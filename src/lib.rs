@@ -63,15 +63,19 @@
 
 pub mod context;
 mod encoder;
+pub mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod id;
 pub mod layer;
 pub mod middleware;
+pub mod pipeline;
+pub mod rolling;
 pub mod task;
 pub mod writer;
 
 pub use context::{bind, request_id, FieldValue, RequestContext};
+pub use error::{Error, ErrorKind};
 pub use id::{IdPolicy, InvalidRequestId, MakeRequestId, RequestId, UuidV4, UuidV7};
 pub use layer::JsonLayer;
 pub use middleware::CorrlogLayer;

@@ -157,3 +157,15 @@ impl Sink for Capture {
         self.lock().extend_from_slice(line);
     }
 }
+
+/// A capture is also an `io::Write`, so it can be a pipeline's output.
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

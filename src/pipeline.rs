@@ -1,0 +1,693 @@
+//! The writer pipeline: log I/O off the request path.
+//!
+//! Each encoded line is copied into one shared in-memory queue, bounded by
+//! **bytes**, and a dedicated writer thread (a plain OS thread, so it works
+//! without a tokio runtime and after it has shut down) writes everything
+//! queued in one `write` call per batch. The calling thread never touches
+//! the output.
+//!
+//! - **Order**: lines enter the queue under one lock, so lines from one
+//!   thread keep their order, and an ERROR never overtakes an earlier INFO.
+//! - **Idle**: the writer thread sleeps on a condition variable; an idle
+//!   process spends no CPU on logging.
+//! - **No allocation per line**: the queue is two buffers allocated once and
+//!   swapped between the callers and the writer.
+//!
+//! # When the output is slower than the application
+//!
+//! The queue fills up, and the [`Backpressure`] policy decides:
+//!
+//! | policy | what a logging call does when the queue is full |
+//! |---|---|
+//! | [`Backpressure::Block`] (default, 50 ms) | waits for room, at most `max_wait`; if none comes, drops the line, and later lines are dropped at once until the writer has emptied the queue |
+//! | [`Backpressure::Drop`] | drops the line at once |
+//!
+//! The default blocks because losing lines is the worse surprise: a burst
+//! up to the queue size (8 MiB by default) plus `max_wait` of output time is
+//! absorbed with no loss, while a sink that stays too slow costs each
+//! overload episode at most one `max_wait`, never a wait per line. Choose
+//! `Drop` when request latency matters more than completeness.
+//!
+//! Every dropped line is counted. When the writer catches up it writes, in
+//! band, one line `{"level":"WARN","message":"dropped log lines","logger":"corrlog","dropped":N}`
+//! with the exact count, so a gap in the logs is always visible where it
+//! happened. [`Pipeline::stats`] gives the counters to code.
+//!
+//! # Failing outputs
+//!
+//! A write error (disk full, closed pipe, permission denied) never reaches
+//! the logging call and never panics: the batch is counted as failed, the
+//! error is reported on stderr at most once per 10 seconds, and, if
+//! [`PipelineBuilder::fallback_to_stderr`] is on, the batch is written to
+//! stderr instead.
+//!
+//! # Shutdown
+//!
+//! [`Pipeline::builder`] returns a [`PipelineGuard`] with the pipeline.
+//! [`PipelineGuard::shutdown`] (also run on drop, with a 5 s deadline)
+//! writes out everything queued, flushes the output and reports what
+//! happened. With `Block`, a clean shutdown loses nothing.
+//!
+//! ```
+//! use std::time::Duration;
+//! use corrlog::pipeline::{Backpressure, Pipeline};
+//! use corrlog::writer::{Capture, Sink};
+//!
+//! let capture = Capture::new();
+//! let (pipeline, guard) = Pipeline::builder(capture.clone())
+//!     .capacity_bytes(1 << 20)
+//!     .backpressure(Backpressure::Block { max_wait: Duration::from_millis(100) })
+//!     .start();
+//! pipeline.write_line(b"{\"message\":\"hello\"}\n");
+//! let report = guard.shutdown(Duration::from_secs(1));
+//! assert_eq!(report.stats.written, 1);
+//! assert_eq!(report.stats.dropped, 0);
+//! assert_eq!(capture.lines(), vec!["{\"message\":\"hello\"}"]);
+//! ```
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::encoder::{self, TimestampCache};
+use crate::writer::Sink;
+
+/// The default queue size: 8 MiB of encoded lines.
+pub const DEFAULT_CAPACITY_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long to wait between two error reports on stderr.
+const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What a logging call does when the queue is full. See the
+/// [module docs](crate::pipeline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backpressure {
+    /// Wait for room up to `max_wait`, then drop (and count) the line; drop
+    /// at once after that until the writer has emptied the queue.
+    Block {
+        /// The longest one logging call waits.
+        max_wait: Duration,
+    },
+    /// Drop (and count) the line at once.
+    Drop,
+}
+
+impl Default for Backpressure {
+    fn default() -> Self {
+        Backpressure::Block {
+            max_wait: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Counters of a pipeline, from its start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Lines handed to the pipeline.
+    pub submitted: u64,
+    /// Lines written to the output (or to the stderr fallback).
+    pub written: u64,
+    /// Lines dropped because the queue was full, the line was larger than
+    /// the whole queue, or the pipeline was shut down.
+    pub dropped: u64,
+    /// Lines lost because the output failed (and no fallback took them).
+    pub failed: u64,
+    /// Failed write calls.
+    pub write_errors: u64,
+    /// The most bytes ever queued at once.
+    pub high_water_bytes: u64,
+}
+
+/// What [`PipelineGuard::shutdown`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// The final counters.
+    pub stats: Stats,
+    /// Whether the deadline passed before everything was written; the
+    /// lines still queued then are counted in `stats.dropped`.
+    pub timed_out: bool,
+}
+
+struct State {
+    /// Lines waiting for the writer.
+    queue: Vec<u8>,
+    queued_lines: u64,
+    capacity: usize,
+    policy: Backpressure,
+    writer_idle: bool,
+    /// Set after a `Block` wait timed out: drop at once until drained.
+    shedding: bool,
+    closed: bool,
+    writer_done: bool,
+    /// Dropped lines not yet reported in band.
+    unreported_drops: u64,
+    flush_requested: u64,
+    flush_done: u64,
+    stats: Stats,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer: lines queued, flush or shutdown requested.
+    work: Condvar,
+    /// Wakes blocked callers: the queue was drained.
+    room: Condvar,
+    /// Wakes flush and shutdown waiters.
+    progress: Condvar,
+    writer_thread: Mutex<Option<thread::ThreadId>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code panics while holding this lock; if one ever did, the
+        // queue is still a valid byte buffer of whole lines.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn is_writer_thread(&self) -> bool {
+        let id = self
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *id == Some(thread::current().id())
+    }
+
+    /// Asks the writer to write and flush everything queued so far; waits
+    /// until it has, or until `deadline`. Returns whether it finished.
+    fn flush(&self, deadline: Instant) -> bool {
+        if self.is_writer_thread() {
+            return false;
+        }
+        let mut st = self.lock();
+        if st.writer_done {
+            return st.queue.is_empty();
+        }
+        st.flush_requested += 1;
+        let target = st.flush_requested;
+        self.work.notify_one();
+        while st.flush_done < target && !st.writer_done {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = match self.progress.wait_timeout(st, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
+/// The calling side of a pipeline: a [`Sink`] that queues lines for the
+/// writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures and starts a [`Pipeline`].
+#[must_use]
+pub struct PipelineBuilder {
+    output: Box<dyn Write + Send>,
+    capacity: usize,
+    policy: Backpressure,
+    fallback_to_stderr: bool,
+    flush_on_panic: bool,
+}
+
+impl fmt::Debug for PipelineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field("capacity", &self.capacity)
+            .field("policy", &self.policy)
+            .field("fallback_to_stderr", &self.fallback_to_stderr)
+            .field("flush_on_panic", &self.flush_on_panic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PipelineBuilder {
+    /// The queue size in bytes. Defaults to [`DEFAULT_CAPACITY_BYTES`]
+    /// (8 MiB). Two buffers of this size are allocated at start.
+    pub fn capacity_bytes(mut self, bytes: usize) -> Self {
+        self.capacity = bytes.max(1);
+        self
+    }
+
+    /// What to do when the queue is full. Defaults to
+    /// `Backpressure::Block { max_wait: 50ms }`.
+    pub fn backpressure(mut self, policy: Backpressure) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Write batches to stderr when the output fails. Off by default.
+    pub fn fallback_to_stderr(mut self, on: bool) -> Self {
+        self.fallback_to_stderr = on;
+        self
+    }
+
+    /// Install a panic hook that writes out what is queued before the
+    /// panic message is printed (and the process, perhaps, dies). On by
+    /// default; the previous hook still runs afterwards.
+    pub fn flush_on_panic(mut self, on: bool) -> Self {
+        self.flush_on_panic = on;
+        self
+    }
+
+    /// Starts the writer thread.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the OS cannot start a thread, like `std::thread::spawn`.
+    pub fn start(self) -> (Pipeline, PipelineGuard) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: Vec::with_capacity(self.capacity),
+                queued_lines: 0,
+                capacity: self.capacity,
+                policy: self.policy,
+                writer_idle: false,
+                shedding: false,
+                closed: false,
+                writer_done: false,
+                unreported_drops: 0,
+                flush_requested: 0,
+                flush_done: 0,
+                stats: Stats::default(),
+            }),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            progress: Condvar::new(),
+            writer_thread: Mutex::new(None),
+        });
+        let writer = Writer {
+            shared: shared.clone(),
+            output: self.output,
+            spare: Vec::with_capacity(self.capacity),
+            fallback_to_stderr: self.fallback_to_stderr,
+            last_error_report: None,
+            errors_since_report: 0,
+            clock: TimestampCache::default(),
+        };
+        let handle = thread::Builder::new()
+            .name("corrlog-writer".into())
+            .spawn(move || writer.run())
+            .expect("failed to spawn the corrlog writer thread");
+        *shared
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(handle.thread().id());
+        if self.flush_on_panic {
+            install_panic_hook(Arc::downgrade(&shared));
+        }
+        let pipeline = Pipeline {
+            shared: shared.clone(),
+        };
+        let guard = PipelineGuard {
+            shared,
+            handle: Some(handle),
+        };
+        (pipeline, guard)
+    }
+}
+
+fn install_panic_hook(shared: Weak<Shared>) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(shared) = shared.upgrade() {
+            shared.flush(Instant::now() + Duration::from_millis(500));
+        }
+        previous(info);
+    }));
+}
+
+impl Pipeline {
+    /// A builder for a pipeline writing to `output` (stdout, stderr, a
+    /// file, a [`RollingFile`](crate::rolling::RollingFile), a
+    /// [`Capture`](crate::writer::Capture), any `io::Write`).
+    pub fn builder(output: impl Write + Send + 'static) -> PipelineBuilder {
+        PipelineBuilder {
+            output: Box::new(output),
+            capacity: DEFAULT_CAPACITY_BYTES,
+            policy: Backpressure::default(),
+            fallback_to_stderr: false,
+            flush_on_panic: true,
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats
+    }
+
+    /// Writes out and flushes everything queued so far, waiting at most
+    /// `timeout`. Returns `false` if that was not enough.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.shared.flush(Instant::now() + timeout)
+    }
+}
+
+fn drop_line(st: &mut State) {
+    st.stats.dropped += 1;
+    st.unreported_drops += 1;
+}
+
+impl Sink for Pipeline {
+    fn write_line(&self, line: &[u8]) {
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        st.stats.submitted += 1;
+        if st.closed || line.len() > st.capacity {
+            drop_line(&mut st);
+            return;
+        }
+        if st.queue.len() + line.len() > st.capacity {
+            match st.policy {
+                Backpressure::Drop => {
+                    drop_line(&mut st);
+                    return;
+                }
+                Backpressure::Block { max_wait } => {
+                    if st.shedding || shared.is_writer_thread() {
+                        drop_line(&mut st);
+                        return;
+                    }
+                    let deadline = Instant::now() + max_wait;
+                    while st.queue.len() + line.len() > st.capacity && !st.closed {
+                        let now = Instant::now();
+                        if now >= deadline || st.shedding {
+                            st.shedding = true;
+                            drop_line(&mut st);
+                            return;
+                        }
+                        st = match shared.room.wait_timeout(st, deadline - now) {
+                            Ok((guard, _)) => guard,
+                            Err(poisoned) => poisoned.into_inner().0,
+                        };
+                    }
+                    if st.closed {
+                        drop_line(&mut st);
+                        return;
+                    }
+                }
+            }
+        }
+        st.queue.extend_from_slice(line);
+        st.queued_lines += 1;
+        let queued = st.queue.len() as u64;
+        if queued > st.stats.high_water_bytes {
+            st.stats.high_water_bytes = queued;
+        }
+        if st.writer_idle {
+            st.writer_idle = false;
+            shared.work.notify_one();
+        }
+    }
+}
+
+/// Owns the pipeline's writer thread. Shut it down with
+/// [`PipelineGuard::shutdown`] to get a report; dropping it shuts down with
+/// a 5 second deadline.
+#[must_use = "dropping the guard shuts the pipeline down"]
+pub struct PipelineGuard {
+    shared: Arc<Shared>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for PipelineGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineGuard").finish_non_exhaustive()
+    }
+}
+
+impl PipelineGuard {
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats
+    }
+
+    /// A handle to log through, like the one [`PipelineBuilder::start`]
+    /// returned.
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Stops taking lines, writes out everything queued, flushes the
+    /// output and stops the writer thread, waiting at most `timeout`.
+    ///
+    /// Lines logged after this are dropped and counted.
+    pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        let report = self.shutdown_inner(timeout);
+        // Past the deadline the writer thread is left to finish on its own;
+        // dropping the guard must not wait for it again.
+        self.handle = None;
+        report
+    }
+
+    fn shutdown_inner(&mut self, timeout: Duration) -> ShutdownReport {
+        let deadline = Instant::now() + timeout;
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        st.closed = true;
+        shared.work.notify_one();
+        shared.room.notify_all();
+        while !st.writer_done {
+            let now = Instant::now();
+            if now >= deadline {
+                // Whatever is still queued will not be written in time.
+                let left = st.queued_lines;
+                st.stats.dropped += left;
+                let stats = st.stats;
+                return ShutdownReport {
+                    stats,
+                    timed_out: true,
+                };
+            }
+            st = match shared.progress.wait_timeout(st, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        let stats = st.stats;
+        drop(st);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+        ShutdownReport {
+            stats,
+            timed_out: false,
+        }
+    }
+}
+
+impl Drop for PipelineGuard {
+    fn drop(&mut self) {
+        if self.handle.is_some() {
+            self.shutdown_inner(Duration::from_secs(5));
+        }
+    }
+}
+
+/// The writer thread's side.
+struct Writer {
+    shared: Arc<Shared>,
+    output: Box<dyn Write + Send>,
+    /// The buffer swapped with the queue at each batch.
+    spare: Vec<u8>,
+    fallback_to_stderr: bool,
+    last_error_report: Option<Instant>,
+    errors_since_report: u64,
+    clock: TimestampCache,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let shared = self.shared.clone();
+            let mut st = shared.lock();
+            while st.queue.is_empty() && !st.closed && st.flush_done == st.flush_requested {
+                st.writer_idle = true;
+                st = match shared.work.wait(st) {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+            }
+            st.writer_idle = false;
+            let closing = st.closed;
+            let flush_target = st.flush_requested;
+            std::mem::swap(&mut st.queue, &mut self.spare);
+            let lines = std::mem::take(&mut st.queued_lines);
+            let drops = std::mem::take(&mut st.unreported_drops);
+            st.shedding = false;
+            shared.room.notify_all();
+            drop(st);
+
+            let written = self.write_batch(lines);
+            let drop_report = if drops > 0 {
+                self.report_drops(drops)
+            } else {
+                0
+            };
+            self.spare.clear();
+            // Outputs may buffer (stdout does): make each batch visible.
+            if let Err(err) = self.output.flush() {
+                self.on_error(&err);
+            }
+
+            let mut st = shared.lock();
+            st.stats.written += written + drop_report;
+            st.stats.failed += lines - written;
+            st.flush_done = flush_target;
+            if closing && st.queue.is_empty() {
+                st.writer_done = true;
+                shared.progress.notify_all();
+                return;
+            }
+            shared.progress.notify_all();
+        }
+    }
+
+    /// Writes the swapped-out batch; returns how many lines made it.
+    fn write_batch(&mut self, lines: u64) -> u64 {
+        if self.spare.is_empty() {
+            return 0;
+        }
+        match self.output.write_all(&self.spare) {
+            Ok(()) => lines,
+            Err(err) => {
+                self.on_error(&err);
+                if self.fallback_to_stderr && io::stderr().lock().write_all(&self.spare).is_ok() {
+                    lines
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
+    /// Writes the in-band WARN line for `drops` lost lines; returns 1 if it
+    /// was written.
+    fn report_drops(&mut self, drops: u64) -> u64 {
+        let mut line = Vec::with_capacity(160);
+        line.extend_from_slice(b"{\"timestamp\":");
+        self.clock.write(&mut line, SystemTime::now());
+        line.extend_from_slice(
+            b",\"level\":\"WARN\",\"message\":\"dropped log lines\",\"logger\":\"corrlog\",\"dropped\":",
+        );
+        encoder::write_u64(&mut line, drops);
+        line.extend_from_slice(b"}\n");
+        match self.output.write_all(&line) {
+            Ok(()) => 1,
+            Err(err) => {
+                self.on_error(&err);
+                0
+            }
+        }
+    }
+
+    fn on_error(&mut self, err: &io::Error) {
+        let errors = {
+            let mut st = self.shared.lock();
+            st.stats.write_errors += 1;
+            st.stats.write_errors
+        };
+        self.errors_since_report += 1;
+        let due = self
+            .last_error_report
+            .is_none_or(|at| at.elapsed() >= ERROR_REPORT_INTERVAL);
+        if due {
+            let _ = writeln!(
+                io::stderr().lock(),
+                "corrlog: writing log lines failed: {err} ({} failed writes since the last report, {errors} in all); \
+                 the service keeps running; check the log destination",
+                self.errors_since_report
+            );
+            self.last_error_report = Some(Instant::now());
+            self.errors_since_report = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::Capture;
+
+    #[test]
+    fn lines_are_written_in_order_and_counted() {
+        let capture = Capture::new();
+        let (p, guard) = Pipeline::builder(capture.clone())
+            .flush_on_panic(false)
+            .start();
+        for i in 0..1000 {
+            p.write_line(format!("{{\"i\":{i}}}\n").as_bytes());
+        }
+        let report = guard.shutdown(Duration::from_secs(5));
+        assert!(!report.timed_out);
+        assert_eq!(report.stats.submitted, 1000);
+        assert_eq!(report.stats.written, 1000);
+        let lines = capture.lines();
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(l, &format!("{{\"i\":{i}}}"));
+        }
+    }
+
+    #[test]
+    fn lines_after_shutdown_are_dropped_and_counted() {
+        let capture = Capture::new();
+        let (p, guard) = Pipeline::builder(capture.clone())
+            .flush_on_panic(false)
+            .start();
+        let report = guard.shutdown(Duration::from_secs(5));
+        assert_eq!(report.stats.written, 0);
+        p.write_line(b"{}\n");
+        assert_eq!(p.stats().dropped, 1);
+    }
+
+    #[test]
+    fn a_line_larger_than_the_queue_is_dropped() {
+        let capture = Capture::new();
+        let (p, guard) = Pipeline::builder(capture.clone())
+            .capacity_bytes(16)
+            .flush_on_panic(false)
+            .start();
+        p.write_line(&[b'x'; 17]);
+        p.write_line(b"{}\n");
+        let report = guard.shutdown(Duration::from_secs(5));
+        assert_eq!(report.stats.dropped, 1);
+        assert_eq!(report.stats.written, 2, "the line and the drop report");
+        let lines = capture.lines();
+        assert_eq!(lines[0], "{}");
+        assert!(lines[1].contains("\"dropped\":1"));
+    }
+
+    #[test]
+    fn flush_waits_for_the_output() {
+        let capture = Capture::new();
+        let (p, _guard) = Pipeline::builder(capture.clone())
+            .flush_on_panic(false)
+            .start();
+        p.write_line(b"{\"a\":1}\n");
+        assert!(p.flush(Duration::from_secs(5)));
+        assert_eq!(capture.lines().len(), 1);
+    }
+}
