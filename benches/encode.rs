@@ -2,7 +2,7 @@
 //!
 //! Run with `cargo bench --bench encode`. Each stack writes to
 //! `io::sink()`, so this times formatting alone:
-//! - corrlog `JsonLayer` (flat JSON, request id and bound fields at top
+//! - corrlog `LogLayer` (flat JSON, request id and bound fields at top
 //!   level);
 //! - `tracing_subscriber::fmt().json()` with the request id in a span (the
 //!   usual way to get it onto lines with the stock formatter).
@@ -11,7 +11,7 @@
 use std::io;
 
 use corrlog::writer::WriterSink;
-use corrlog::{JsonLayer, RequestContext, RequestId};
+use corrlog::{LogLayer, RequestContext, RequestId};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -22,12 +22,12 @@ fn event() {
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("event");
 
-    let corrlog = tracing_subscriber::registry().with(JsonLayer::new(WriterSink::new(io::sink())));
+    let corrlog = tracing_subscriber::registry().with(LogLayer::json(WriterSink::new(io::sink())));
     tracing::subscriber::with_default(corrlog, || {
         let ctx = RequestContext::new(RequestId::generate());
         ctx.bind("tenant", "acme");
         ctx.run(|| {
-            g.bench_function("corrlog JsonLayer", |b| b.iter(event));
+            g.bench_function("corrlog LogLayer", |b| b.iter(event));
         });
     });
 

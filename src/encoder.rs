@@ -144,6 +144,40 @@ pub(crate) fn write_key(out: &mut Vec<u8>, key: &str) {
     out.extend_from_slice(b"\":");
 }
 
+/// How a line is laid out: one JSON object, or a human-readable console
+/// line (`key=value` pairs with JSON values, optionally coloured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    Json,
+    Pretty { color: bool },
+}
+
+pub(crate) const DIM: &[u8] = b"\x1b[2m";
+pub(crate) const RESET: &[u8] = b"\x1b[0m";
+
+impl Style {
+    /// Starts a user field: `,"key":` or ` key=`.
+    pub(crate) fn key(self, out: &mut Vec<u8>, key: &str) {
+        match self {
+            Style::Json => write_key(out, key),
+            Style::Pretty { color } => {
+                out.push(b' ');
+                if color {
+                    out.extend_from_slice(DIM);
+                }
+                if RESERVED_KEYS.contains(&key) {
+                    out.extend_from_slice(b"fields.");
+                }
+                escape_into(out, key);
+                out.push(b'=');
+                if color {
+                    out.extend_from_slice(RESET);
+                }
+            }
+        }
+    }
+}
+
 /// A `fmt::Write` that escapes what it is given into a JSON string body.
 pub(crate) struct EscapingWriter<'a>(pub(crate) &'a mut Vec<u8>);
 
@@ -180,40 +214,61 @@ pub(crate) struct FieldVisitor<'a> {
     pub(crate) message: Option<&'a mut Vec<u8>>,
     /// The keys written, for de-duplication against enclosing spans.
     pub(crate) keys: &'a mut Vec<&'static str>,
+    /// How keys are written.
+    pub(crate) style: Style,
+    /// Skip fields named `log.*`: the `log` bridge's metadata, already
+    /// used for the logger name.
+    pub(crate) skip_log_fields: bool,
 }
 
 impl FieldVisitor<'_> {
-    fn key(&mut self, field: &Field) {
+    fn key(&mut self, field: &Field) -> bool {
+        if self.skip_log_fields && field.name().starts_with("log.") {
+            return false;
+        }
         self.keys.push(field.name());
-        write_key(self.fields, field.name());
+        self.style.key(self.fields, field.name());
+        true
     }
 }
 
 impl Visit for FieldVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         write_f64(self.fields, value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         write_i64(self.fields, value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         write_u64(self.fields, value);
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         self.fields
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         self.fields
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         write_bool(self.fields, value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -223,11 +278,15 @@ impl Visit for FieldVisitor<'_> {
                 return;
             }
         }
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         write_str(self.fields, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         write_display(self.fields, value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -237,7 +296,9 @@ impl Visit for FieldVisitor<'_> {
                 return;
             }
         }
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         write_debug(self.fields, value);
     }
 }
@@ -255,6 +316,13 @@ pub(crate) struct TimestampCache {
 impl TimestampCache {
     /// Appends `now` as a quoted timestamp.
     pub(crate) fn write(&mut self, out: &mut Vec<u8>, now: SystemTime) {
+        out.push(b'"');
+        self.write_raw(out, now);
+        out.push(b'"');
+    }
+
+    /// Appends `now` without quotes.
+    pub(crate) fn write_raw(&mut self, out: &mut Vec<u8>, now: SystemTime) {
         let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let secs = since.as_secs();
         if !self.valid || secs != self.secs {
@@ -263,7 +331,6 @@ impl TimestampCache {
             self.valid = true;
         }
         let ms = since.subsec_millis();
-        out.push(b'"');
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(&[
             b'.',
@@ -271,7 +338,6 @@ impl TimestampCache {
             b'0' + (ms / 10 % 10) as u8,
             b'0' + (ms % 10) as u8,
             b'Z',
-            b'"',
         ]);
     }
 }

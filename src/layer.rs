@@ -39,11 +39,11 @@
 //!
 //! ```
 //! use corrlog::writer::Capture;
-//! use corrlog::{JsonLayer, RequestContext, RequestId};
+//! use corrlog::{LogLayer, RequestContext, RequestId};
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let capture = Capture::new();
-//! let subscriber = tracing_subscriber::registry().with(JsonLayer::new(capture.clone()));
+//! let subscriber = tracing_subscriber::registry().with(LogLayer::json(capture.clone()));
 //! tracing::subscriber::with_default(subscriber, || {
 //!     let ctx = RequestContext::new(RequestId::new("req-1").unwrap());
 //!     ctx.run(|| tracing::info!(target: "orders", order_id = 42, "order placed"));
@@ -67,7 +67,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::RequestContext;
-use crate::encoder::{self, FieldVisitor, TimestampCache};
+use crate::encoder::{self, FieldVisitor, Style, TimestampCache, DIM, RESET};
 use crate::writer::{Sink, Stdout};
 
 /// The target and name of the span the middleware opens per request.
@@ -87,34 +87,68 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 /// use tracing_subscriber::util::SubscriberInitExt;
 ///
 /// tracing_subscriber::registry()
-///     .with(corrlog::JsonLayer::stdout())
+///     .with(corrlog::LogLayer::stdout())
 ///     .init();
 /// tracing::info!("ready");
 /// ```
-pub struct JsonLayer<W = Stdout> {
+pub struct LogLayer<W = Stdout> {
     sink: W,
     clock: fn() -> SystemTime,
+    style: Style,
 }
 
-impl<W> fmt::Debug for JsonLayer<W> {
+impl<W> fmt::Debug for LogLayer<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsonLayer").finish_non_exhaustive()
+        f.debug_struct("LogLayer").finish_non_exhaustive()
     }
 }
 
-impl JsonLayer<Stdout> {
-    /// A layer writing to standard output.
+impl LogLayer<Stdout> {
+    /// A layer writing JSON lines to standard output, synchronously. For
+    /// I/O off the request path, use [`crate::builder`] or a
+    /// [`Pipeline`](crate::pipeline::Pipeline) as the sink.
     pub fn stdout() -> Self {
-        JsonLayer::new(Stdout)
+        LogLayer::json(Stdout)
     }
 }
 
-impl<W: Sink> JsonLayer<W> {
-    /// A layer writing to `sink`.
-    pub fn new(sink: W) -> Self {
-        JsonLayer {
+impl<W: Sink> LogLayer<W> {
+    /// A layer writing JSON lines (the schema above) to `sink`.
+    pub fn json(sink: W) -> Self {
+        LogLayer {
             sink,
             clock: SystemTime::now,
+            style: Style::Json,
+        }
+    }
+
+    /// A layer writing human-readable console lines to `sink`, coloured
+    /// with ANSI escapes if `color`:
+    ///
+    /// ```text
+    /// 2026-01-21T10:30:00.123Z  INFO orders: loading order request_id=550e8400-e29b-41d4-a716-446655440000 order_id="42"
+    /// ```
+    ///
+    /// The same fields as the JSON lines, in the same order; values are
+    /// written as JSON (strings quoted and escaped, so control characters
+    /// never reach the terminal).
+    ///
+    /// ```
+    /// use corrlog::{writer::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::pretty(capture.clone(), false);
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info!(target: "orders", order_id = 42, "loading order");
+    /// });
+    /// assert!(capture.lines()[0].ends_with("  INFO orders: loading order order_id=42"));
+    /// ```
+    pub fn pretty(sink: W, color: bool) -> Self {
+        LogLayer {
+            sink,
+            clock: SystemTime::now,
+            style: Style::Pretty { color },
         }
     }
 
@@ -123,13 +157,13 @@ impl<W: Sink> JsonLayer<W> {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    /// use corrlog::{writer::Capture, JsonLayer};
+    /// use corrlog::{writer::Capture, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
     /// fn fixed() -> SystemTime { UNIX_EPOCH + Duration::from_millis(1_768_991_400_123) }
     ///
     /// let capture = Capture::new();
-    /// let layer = JsonLayer::new(capture.clone()).with_clock(fixed);
+    /// let layer = LogLayer::json(capture.clone()).with_clock(fixed);
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::warn!(target: "app", "disk low");
     /// });
@@ -180,6 +214,8 @@ impl SpanVisitor<'_> {
             fields: &mut self.buf,
             message: None,
             keys: &mut self.keys,
+            style: Style::Json,
+            skip_log_fields: false,
         });
         let mut prefix = Vec::new();
         encoder::write_key(&mut prefix, field.name());
@@ -250,6 +286,16 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+fn level_color(level: &Level) -> &'static [u8] {
+    match *level {
+        Level::TRACE => b"\x1b[35m",
+        Level::DEBUG => b"\x1b[34m",
+        Level::INFO => b"\x1b[32m",
+        Level::WARN => b"\x1b[33m",
+        Level::ERROR => b"\x1b[1;31m",
+    }
+}
+
 fn level_str(level: &Level) -> &'static [u8] {
     match *level {
         Level::TRACE => b"TRACE",
@@ -260,7 +306,7 @@ fn level_str(level: &Level) -> &'static [u8] {
     }
 }
 
-impl<W: Sink> JsonLayer<W> {
+impl<W: Sink> LogLayer<W> {
     fn encode<S>(&self, s: &mut Scratch, event: &Event<'_>, ctx: &Context<'_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -274,11 +320,26 @@ impl<W: Sink> JsonLayer<W> {
             keys,
             clock,
         } = s;
+        let style = self.style;
+
+        // Records bridged from the `log` crate carry their real target in
+        // fields; use it as the logger name.
+        #[cfg(feature = "log")]
+        let normalized = tracing_log::NormalizeEvent::normalized_metadata(event);
+        #[cfg(feature = "log")]
+        let (meta, from_log) = match &normalized {
+            Some(meta) => (meta, true),
+            None => (event.metadata(), false),
+        };
+        #[cfg(not(feature = "log"))]
+        let (meta, from_log) = (event.metadata(), false);
 
         event.record(&mut FieldVisitor {
             fields: event_fields,
             message: Some(message),
             keys,
+            style,
+            skip_log_fields: from_log,
         });
 
         // Span fields, innermost first, each key once; remember the request
@@ -291,7 +352,7 @@ impl<W: Sink> JsonLayer<W> {
                     for (key, value) in &fields.entries {
                         if !keys.contains(key) {
                             keys.push(key);
-                            encoder::write_key(span_fields, key);
+                            style.key(span_fields, key);
                             span_fields.extend_from_slice(value);
                         }
                     }
@@ -304,22 +365,62 @@ impl<W: Sink> JsonLayer<W> {
             }
         }
 
-        let meta = event.metadata();
-        line.extend_from_slice(b"{\"timestamp\":");
-        clock.write(line, (self.clock)());
-        line.extend_from_slice(b",\"level\":\"");
-        line.extend_from_slice(level_str(meta.level()));
-        line.extend_from_slice(b"\",\"message\":\"");
-        line.extend_from_slice(message);
-        line.extend_from_slice(b"\",\"logger\":");
-        encoder::write_str(line, meta.target());
+        let now = (self.clock)();
+        match style {
+            Style::Json => {
+                line.extend_from_slice(b"{\"timestamp\":");
+                clock.write(line, now);
+                line.extend_from_slice(b",\"level\":\"");
+                line.extend_from_slice(level_str(meta.level()));
+                line.extend_from_slice(b"\",\"message\":\"");
+                line.extend_from_slice(message);
+                line.extend_from_slice(b"\",\"logger\":");
+                encoder::write_str(line, meta.target());
+            }
+            Style::Pretty { color } => {
+                let start = |line: &mut Vec<u8>, code: &[u8]| {
+                    if color {
+                        line.extend_from_slice(code);
+                    }
+                };
+                let end = |line: &mut Vec<u8>| {
+                    if color {
+                        line.extend_from_slice(RESET);
+                    }
+                };
+                start(line, DIM);
+                clock.write_raw(line, now);
+                end(line);
+                line.push(b' ');
+                let level = level_str(meta.level());
+                line.extend(std::iter::repeat_n(b' ', 5 - level.len()));
+                start(line, level_color(meta.level()));
+                line.extend_from_slice(level);
+                end(line);
+                line.push(b' ');
+                start(line, DIM);
+                encoder::escape_into(line, meta.target());
+                line.push(b':');
+                end(line);
+                line.push(b' ');
+                line.extend_from_slice(message);
+            }
+        }
 
         let write_request = |line: &mut Vec<u8>, rc: &RequestContext| {
-            line.extend_from_slice(b",\"request_id\":");
-            encoder::write_str(line, rc.id().as_str());
+            match style {
+                Style::Json => {
+                    line.extend_from_slice(b",\"request_id\":");
+                    encoder::write_str(line, rc.id().as_str());
+                }
+                Style::Pretty { .. } => {
+                    line.extend_from_slice(b" request_id=");
+                    encoder::escape_into(line, rc.id().as_str());
+                }
+            }
             for field in rc.fields().iter() {
                 if !keys.iter().any(|k| *k == field.key) {
-                    encoder::write_key(line, &field.key);
+                    style.key(line, &field.key);
                     line.extend_from_slice(field.json.as_bytes());
                 }
             }
@@ -332,7 +433,10 @@ impl<W: Sink> JsonLayer<W> {
 
         line.extend_from_slice(span_fields);
         line.extend_from_slice(event_fields);
-        line.extend_from_slice(b"}\n");
+        if style == Style::Json {
+            line.push(b'}');
+        }
+        line.push(b'\n');
     }
 
     fn write_fallback(&self, event: &Event<'_>) {
@@ -354,7 +458,7 @@ impl<W: Sink> JsonLayer<W> {
     }
 }
 
-impl<S, W> tracing_subscriber::Layer<S> for JsonLayer<W>
+impl<S, W> tracing_subscriber::Layer<S> for LogLayer<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: Sink,

@@ -13,7 +13,7 @@
 //! #[tokio::main]
 //! async fn main() {
 //!     tracing_subscriber::registry()
-//!         .with(corrlog::JsonLayer::stdout())
+//!         .with(corrlog::LogLayer::stdout())
 //!         .init();
 //!
 //!     let app = Router::new()
@@ -39,7 +39,7 @@
 //! - [`task`]: [`spawn`], [`spawn_blocking`] and friends carry the context
 //!   into new tasks and threads. Without them the id is absent, never
 //!   wrong.
-//! - [`layer`]: the [`JsonLayer`], a `tracing_subscriber` layer writing one
+//! - [`layer`]: the [`LogLayer`], a `tracing_subscriber` layer writing one
 //!   flat JSON object per line; its docs specify the line schema.
 //! - [`writer`]: where lines go ([`writer::Sink`]).
 //! - [`id`]: [`RequestId`], the [`IdPolicy`] for incoming ids and the
@@ -61,6 +61,7 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod builder;
 pub mod context;
 mod encoder;
 pub mod error;
@@ -72,11 +73,14 @@ pub mod middleware;
 pub mod pipeline;
 pub mod rolling;
 pub mod task;
+pub mod testing;
 pub mod writer;
 
+pub use builder::{builder, Format, Logging, Output, Preset};
 pub use context::{bind, request_id, FieldValue, RequestContext};
 pub use error::{Error, ErrorKind};
 pub use id::{IdPolicy, InvalidRequestId, MakeRequestId, RequestId, UuidV4, UuidV7};
-pub use layer::JsonLayer;
+pub use layer::LogLayer;
 pub use middleware::CorrlogLayer;
+pub use pipeline::Backpressure;
 pub use task::{spawn, spawn_blocking};

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corrlog::writer::Capture;
-use corrlog::{JsonLayer, RequestContext, RequestId};
+use corrlog::{LogLayer, RequestContext, RequestId};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use tracing_subscriber::layer::SubscriberExt;
@@ -20,7 +20,7 @@ fn fixed_clock() -> SystemTime {
 /// lines.
 fn capture(f: impl FnOnce()) -> Vec<String> {
     let capture = Capture::new();
-    let layer = JsonLayer::new(capture.clone()).with_clock(fixed_clock);
+    let layer = LogLayer::json(capture.clone()).with_clock(fixed_clock);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
     capture.lines()
 }

@@ -9,15 +9,17 @@
 //! ```
 //!
 //! Every line on stdout is one JSON object; all lines of a request share
-//! its `request_id`. `RUST_LOG` filters as usual (default `info`).
+//! its `request_id`. `RUST_LOG` filters as usual (default `info`);
+//! `CORRLOG_FORMAT=pretty` prints human-readable lines instead.
 
+// Shared with the integration tests, which use a few helpers the demo does not.
+#[allow(dead_code)]
 mod app;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use corrlog::Preset;
 
 const USAGE: &str = "usage: demo [--addr HOST:PORT]   (default 127.0.0.1:3000)";
 
@@ -50,17 +52,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    tracing_subscriber::registry()
-        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with(corrlog::JsonLayer::stdout())
-        .init();
+    // JSON lines on stdout through the writer pipeline. CORRLOG_FORMAT=pretty
+    // for console output; see the builder docs for every override.
+    let logging = corrlog::builder().preset(Preset::Production).init()?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(target: "demo", addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, app::router(app::AppConfig::default()))
+    let app = app::routes(app::AppConfig::default()).layer(logging.layer.clone());
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!(target: "demo", "shut down cleanly");
+
+    // Write out every queued line before the process exits.
+    let report = logging.shutdown(Duration::from_secs(5));
+    eprintln!(
+        "logging: {} lines written, {} dropped, {} failed",
+        report.stats.written, report.stats.dropped, report.stats.failed
+    );
     Ok(())
 }
 

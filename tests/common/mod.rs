@@ -7,13 +7,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use corrlog::testing::TestLogs;
 use corrlog::writer::Capture;
-use corrlog::JsonLayer;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
-use tracing_subscriber::layer::SubscriberExt;
 
 /// A server runtime whose every thread (workers and blocking pool) logs to
 /// its own capture, so tests in one binary never share a subscriber.
@@ -25,19 +24,9 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(workers: usize, app: axum::Router) -> Self {
-        let capture = Capture::new();
-        let dispatch = tracing::Dispatch::new(
-            tracing_subscriber::registry().with(JsonLayer::new(capture.clone())),
-        );
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .on_thread_start(move || {
-                // Keep this thread's default for its whole life.
-                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
-            })
-            .build()
-            .unwrap();
+        let logs = TestLogs::new();
+        let capture = logs.capture().clone();
+        let runtime = logs.runtime(workers);
         let addr = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

@@ -1,0 +1,112 @@
+//! Capturing the lines of a test, across worker threads, without a global
+//! subscriber.
+//!
+//! Tests in one binary run in parallel, so a global subscriber mixes their
+//! lines, and `tracing::subscriber::set_default` covers only the current
+//! thread, not a multi-thread runtime's workers. [`TestLogs::runtime`]
+//! builds a runtime whose every thread (workers and blocking pool) logs
+//! into this capture and nowhere else.
+//!
+//! ```
+//! use corrlog::testing::TestLogs;
+//! use corrlog::{RequestContext, RequestId};
+//!
+//! let logs = TestLogs::new();
+//! let rt = logs.runtime(2);
+//! rt.block_on(async {
+//!     let ctx = RequestContext::new(RequestId::new("test-req-1").unwrap());
+//!     ctx.scope(async {
+//!         corrlog::spawn(async { tracing::info!("from another task") }).await.unwrap();
+//!     })
+//!     .await;
+//! });
+//! let lines = logs.lines_for("test-req-1");
+//! assert_eq!(lines.len(), 1);
+//! assert!(lines[0].contains("from another task"));
+//! ```
+
+use std::fmt;
+
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::layer::LogLayer;
+use crate::writer::Capture;
+
+/// An in-memory log destination for one test. See the
+/// [module docs](crate::testing).
+#[derive(Clone)]
+pub struct TestLogs {
+    capture: Capture,
+    dispatch: Dispatch,
+}
+
+impl fmt::Debug for TestLogs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestLogs")
+            .field("capture", &self.capture)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TestLogs {
+    fn default() -> Self {
+        TestLogs::new()
+    }
+}
+
+impl TestLogs {
+    /// A new capture with a JSON layer and no filter (every level).
+    pub fn new() -> Self {
+        let capture = Capture::new();
+        let dispatch =
+            Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(capture.clone())));
+        TestLogs { capture, dispatch }
+    }
+
+    /// A multi-thread runtime with `workers` workers whose every thread
+    /// logs here.
+    ///
+    /// # Panics
+    ///
+    /// If the runtime cannot be built (no threads available).
+    pub fn runtime(&self, workers: usize) -> tokio::runtime::Runtime {
+        let dispatch = self.dispatch.clone();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .enable_all()
+            .on_thread_start(move || {
+                // The thread's default for its whole life.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+            })
+            .build()
+            .expect("failed to build the test runtime")
+    }
+
+    /// Runs `f` on this thread with this capture as the subscriber.
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        tracing::dispatcher::with_default(&self.dispatch, f)
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.capture.lines()
+    }
+
+    /// The lines whose `request_id` is `id`.
+    pub fn lines_for(&self, id: &str) -> Vec<String> {
+        let mut needle = Vec::with_capacity(id.len() + 16);
+        needle.extend_from_slice(b"\"request_id\":");
+        crate::encoder::write_str(&mut needle, id);
+        let needle = String::from_utf8_lossy(&needle).into_owned();
+        self.lines()
+            .into_iter()
+            .filter(|l| l.contains(&needle))
+            .collect()
+    }
+
+    /// The underlying capture.
+    pub fn capture(&self) -> &Capture {
+        &self.capture
+    }
+}
