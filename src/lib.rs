@@ -60,6 +60,7 @@
 //! no line ever carries another request's id.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod builder;
 pub mod context;

@@ -71,16 +71,7 @@ impl TestLogs {
     ///
     /// If the runtime cannot be built (no threads available).
     pub fn runtime(&self, workers: usize) -> tokio::runtime::Runtime {
-        let dispatch = self.dispatch.clone();
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers.max(1))
-            .enable_all()
-            .on_thread_start(move || {
-                // The thread's default for its whole life.
-                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
-            })
-            .build()
-            .expect("failed to build the test runtime")
+        runtime_with(self.dispatch.clone(), workers)
     }
 
     /// Runs `f` on this thread with this capture as the subscriber.
@@ -109,4 +100,23 @@ impl TestLogs {
     pub fn capture(&self) -> &Capture {
         &self.capture
     }
+}
+
+/// A multi-thread runtime with `workers` workers whose every thread
+/// (workers and blocking pool) uses `dispatch` as its subscriber, e.g. one
+/// from [`Builder::build`](crate::builder::Builder::build).
+///
+/// # Panics
+///
+/// If the runtime cannot be built (no threads available).
+pub fn runtime_with(dispatch: Dispatch, workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .on_thread_start(move || {
+            // The thread's default for its whole life.
+            std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+        })
+        .build()
+        .expect("failed to build the test runtime")
 }

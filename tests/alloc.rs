@@ -1,0 +1,74 @@
+//! No heap allocation per log event in steady state: an event inside a
+//! request context, with a bound field and an entered span, formatted and
+//! queued on the pipeline, allocates nothing on the logging thread.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A global allocator is unsafe to implement; the library itself forbids unsafe code.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use corrlog::pipeline::Pipeline;
+use corrlog::{LogLayer, RequestContext, RequestId};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Counts allocations made by the current thread.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// wrapper only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn an_event_in_steady_state_allocates_nothing() {
+    let (pipeline, guard) = Pipeline::builder(std::io::sink())
+        .flush_on_panic(false)
+        .start();
+    let subscriber = tracing_subscriber::registry().with(LogLayer::json(pipeline));
+    tracing::subscriber::with_default(subscriber, || {
+        let ctx = RequestContext::new(RequestId::generate());
+        ctx.bind("user_id", "u-123");
+        ctx.run(|| {
+            let span = tracing::info_span!("handler", route = "/orders/{id}");
+            let _entered = span.enter();
+            let event = || tracing::info!(order_id = 42, user = "alice", "processing order");
+            // Warm up: per-thread buffers and the timestamp cache.
+            for _ in 0..1_000 {
+                event();
+            }
+            let before = allocations();
+            for _ in 0..10_000 {
+                event();
+            }
+            let per_event = (allocations() - before) as f64 / 10_000.0;
+            eprintln!("allocations per event: {per_event}");
+            assert_eq!(allocations() - before, 0);
+        });
+    });
+    let report = guard.shutdown(Duration::from_secs(5));
+    assert_eq!(report.stats.written, 11_000);
+}

@@ -1,0 +1,65 @@
+//! Environment overrides, in a process of their own (env vars are global).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use corrlog::{ErrorKind, Preset};
+
+#[test]
+fn environment_overrides_the_code() {
+    let dir = std::env::temp_dir().join(format!("corrlog-env-{}", std::process::id()));
+    let path = dir.join("logs/app.log");
+    std::env::set_var("CORRLOG_FORMAT", "pretty");
+    std::env::set_var("CORRLOG_LEVEL", "warn,orders=debug");
+    std::env::set_var("CORRLOG_FILE", &path);
+    std::env::set_var("CORRLOG_BACKPRESSURE", "drop");
+    std::env::set_var("CORRLOG_QUEUE_BYTES", "65536");
+
+    let (subscriber, logging) = corrlog::builder()
+        .preset(Preset::Production)
+        .flush_on_panic(false)
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("filtered out");
+        tracing::warn!(code = 7, "kept");
+        tracing::debug!(target: "orders", "kept by the orders directive");
+    });
+    let report = logging.shutdown(Duration::from_secs(5));
+    assert_eq!(report.stats.written, 2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    // Pretty, and not coloured: a file is not a terminal.
+    assert!(
+        lines[0].ends_with(" WARN builder_env: kept code=7"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("DEBUG orders: kept by the orders directive"));
+    assert!(!text.contains('\x1b'));
+
+    std::env::set_var("CORRLOG_FORMAT", "yaml");
+    let err = corrlog::builder().build().unwrap_err();
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::InvalidEnv {
+            var: "CORRLOG_FORMAT",
+            ..
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "CORRLOG_FORMAT=\"yaml\" is not valid; expected json, pretty or auto"
+    );
+    std::env::set_var("CORRLOG_FORMAT", "json");
+    std::env::set_var("CORRLOG_QUEUE_BYTES", "lots");
+    let err = corrlog::builder().build().unwrap_err();
+    assert!(err.to_string().contains("a positive byte count"));
+
+    std::env::set_var("CORRLOG_QUEUE_BYTES", "65536");
+    std::env::set_var("CORRLOG_FILE", "/proc/corrlog-no-such-dir/app.log");
+    let err = corrlog::builder().build().unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::OpenLogFile { .. }), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,370 @@
+//! The writer pipeline against real outputs: a slow sink with Drop (the
+//! request path is unaffected, drops are counted exactly) and with Block
+//! (nothing lost), /dev/full and a closed pipe (the service keeps
+//! answering), shutdown under load, an idle writer using no CPU, and the
+//! panic hook flushing what is queued.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use corrlog::pipeline::{Backpressure, Pipeline, Stats};
+use corrlog::writer::Capture;
+use corrlog::LogLayer;
+use serde_json::Value;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// An output that takes `delay` per write call.
+struct Slow {
+    inner: Capture,
+    delay: Duration,
+    writes: Arc<AtomicU64>,
+}
+
+impl Write for Slow {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        std::thread::sleep(self.delay);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+const LINES_PER_REQUEST: usize = 5;
+
+fn app() -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async {
+                for i in 0..LINES_PER_REQUEST {
+                    tracing::info!(i, "working");
+                }
+                "ok"
+            }),
+        )
+        .layer(corrlog::CorrlogLayer::new())
+}
+
+/// Serves `app()` with logs going into `pipeline`; sends `n` requests, 8
+/// at a time; returns each request's latency.
+fn serve_and_load(pipeline: Pipeline, n: usize) -> Vec<Duration> {
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
+    let server_rt = corrlog::testing::runtime_with(dispatch, 2);
+    let addr = server_rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app()).await });
+        addr
+    });
+    let client_rt = common::client_runtime();
+    let latencies = client_rt.block_on(async move {
+        let client = reqwest::Client::new();
+        let mut latencies = Vec::new();
+        for _ in 0..n / 8 {
+            let batch: Vec<_> = (0..8)
+                .map(|_| {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        let start = Instant::now();
+                        let res = client.get(format!("http://{addr}/")).send().await.unwrap();
+                        assert_eq!(res.status(), 200);
+                        assert_eq!(res.text().await.unwrap(), "ok");
+                        start.elapsed()
+                    })
+                })
+                .collect();
+            for h in batch {
+                latencies.push(h.await.unwrap());
+            }
+        }
+        latencies
+    });
+    server_rt.shutdown_timeout(Duration::from_secs(5));
+    latencies
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Lines in the output, and the sum of the in-band drop reports.
+fn account(capture: &Capture) -> (u64, u64, u64) {
+    let mut lines = 0;
+    let mut reports = 0;
+    let mut reported = 0;
+    for line in capture.lines() {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "dropped log lines" {
+            assert_eq!(v["level"], "WARN");
+            reports += 1;
+            reported += v["dropped"].as_u64().unwrap();
+        } else {
+            lines += 1;
+        }
+    }
+    (lines, reports, reported)
+}
+
+#[test]
+fn slow_sink_with_drop_never_slows_requests_and_counts_every_drop() {
+    let capture = Capture::new();
+    let writes = Arc::new(AtomicU64::new(0));
+    let slow = Slow {
+        inner: capture.clone(),
+        delay: Duration::from_millis(100),
+        writes: writes.clone(),
+    };
+    let (pipeline, guard) = Pipeline::builder(slow)
+        .capacity_bytes(4 * 1024)
+        .backpressure(Backpressure::Drop)
+        .flush_on_panic(false)
+        .start();
+    let latencies = serve_and_load(pipeline, 400);
+    let report = guard.shutdown(Duration::from_secs(30));
+    assert!(!report.timed_out);
+    let stats = report.stats;
+
+    // Had a logging call waited for the sink, each request would take at
+    // least 100 ms per line.
+    let med = median(latencies.clone());
+    let max = latencies.iter().max().copied().unwrap();
+    eprintln!("latency with a 100 ms/write sink: median {med:?}, max {max:?}; {stats:?}");
+    assert!(med < Duration::from_millis(50), "median {med:?}");
+    assert!(max < Duration::from_secs(1), "max {max:?}");
+
+    let submitted = 400 * LINES_PER_REQUEST as u64;
+    let (lines, reports, reported) = account(&capture);
+    assert!(stats.dropped > 0, "the test must overflow the queue");
+    assert_eq!(stats.submitted, submitted);
+    assert_eq!(
+        lines + stats.dropped,
+        submitted,
+        "every missing line is counted"
+    );
+    assert_eq!(
+        reported, stats.dropped,
+        "in-band reports add up to the drops"
+    );
+    assert_eq!(stats.written, lines + reports);
+    assert_eq!(stats.failed, 0);
+}
+
+#[test]
+fn slow_sink_with_block_loses_nothing() {
+    let capture = Capture::new();
+    let slow = Slow {
+        inner: capture.clone(),
+        delay: Duration::from_millis(5),
+        writes: Arc::new(AtomicU64::new(0)),
+    };
+    let (pipeline, guard) = Pipeline::builder(slow)
+        .capacity_bytes(4 * 1024)
+        .backpressure(Backpressure::Block {
+            max_wait: Duration::from_secs(10),
+        })
+        .flush_on_panic(false)
+        .start();
+    serve_and_load(pipeline, 400);
+    let report = guard.shutdown(Duration::from_secs(30));
+    let submitted = 400 * LINES_PER_REQUEST as u64;
+    assert_eq!(report.stats.submitted, submitted);
+    assert_eq!(report.stats.dropped, 0);
+    assert_eq!(report.stats.written, submitted);
+    assert!(report.stats.high_water_bytes > 0);
+    assert_eq!(account(&capture), (submitted, 0, 0));
+}
+
+fn keeps_answering_with(output: impl Write + Send + 'static) -> Stats {
+    let (pipeline, guard) = Pipeline::builder(output).flush_on_panic(false).start();
+    let stats_handle = guard.pipeline();
+    let latencies = serve_and_load(pipeline, 200);
+    assert_eq!(latencies.len(), 200, "every request answered");
+    let _ = stats_handle;
+    guard.shutdown(Duration::from_secs(10)).stats
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_never_stops_the_service() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let stats = keeps_answering_with(full);
+    eprintln!("/dev/full: {stats:?}");
+    assert!(stats.write_errors > 0);
+    assert_eq!(stats.written, 0);
+    assert_eq!(stats.failed + stats.dropped, stats.submitted);
+}
+
+#[test]
+fn a_closed_pipe_never_stops_the_service() {
+    let (reader, writer) = io::pipe().unwrap();
+    drop(reader);
+    let stats = keeps_answering_with(writer);
+    eprintln!("closed pipe: {stats:?}");
+    assert!(stats.write_errors > 0);
+    assert_eq!(stats.written, 0);
+}
+
+#[test]
+fn shutdown_under_load_reports_what_reached_the_sink() {
+    let capture = Capture::new();
+    let (pipeline, guard) = Pipeline::builder(capture.clone())
+        .capacity_bytes(64 * 1024)
+        .flush_on_panic(false)
+        .start();
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(LogLayer::json(pipeline.clone())),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let dispatch = dispatch.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) && i < 2_000_000 {
+                        tracing::info!(t, i, "busy");
+                        i += 1;
+                    }
+                })
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Shut down while the threads are still logging.
+    let report = guard.shutdown(Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(!report.timed_out);
+    let (lines, reports, _) = account(&capture);
+    assert_eq!(
+        report.stats.written,
+        lines + reports,
+        "the report matches the sink"
+    );
+    assert!(lines > 1000);
+    // Lines from one thread arrive in order.
+    let mut last = [None::<u64>; 4];
+    for line in capture.lines() {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if let (Some(t), Some(i)) = (v["t"].as_u64(), v["i"].as_u64()) {
+            if let Some(prev) = last[t as usize] {
+                assert!(i > prev, "thread {t}: {i} after {prev}");
+            }
+            last[t as usize] = Some(i);
+        }
+    }
+    // After shutdown, lines are counted as dropped, never lost silently.
+    let after = pipeline.stats();
+    assert_eq!(after.submitted, after.written - reports + after.dropped);
+}
+
+/// CPU ticks used so far by the thread named `corrlog-writer`.
+#[cfg(target_os = "linux")]
+fn writer_cpu_ticks() -> u64 {
+    let mut total = 0;
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "corrlog-writer" {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+            // Fields after the parenthesised name: utime and stime are the
+            // 12th and 13th.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            total += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+            found = true;
+        }
+    }
+    assert!(found, "writer thread not found");
+    total
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_writer_uses_no_cpu() {
+    let (pipeline, guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();
+    use corrlog::writer::Sink;
+    for _ in 0..100 {
+        pipeline.write_line(b"{}\n");
+    }
+    assert!(pipeline.flush(Duration::from_secs(5)));
+    let before = writer_cpu_ticks();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = writer_cpu_ticks();
+    assert_eq!(after - before, 0, "the writer thread ran while idle");
+    drop(guard);
+}
+
+/// Run as a child process by `the_panic_hook_flushes_queued_lines`.
+#[test]
+fn panic_hook_child() {
+    if std::env::var_os("CORRLOG_PANIC_CHILD").is_none() {
+        return;
+    }
+    let slow = Slow {
+        inner: Capture::new(),
+        delay: Duration::from_millis(20),
+        writes: Arc::new(AtomicU64::new(0)),
+    };
+    // The slow output only delays; lines go to stdout via a second writer.
+    struct Tee(Slow);
+    impl Write for Tee {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)?;
+            io::stdout().write_all(buf)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            io::stdout().flush()
+        }
+    }
+    let (pipeline, guard) = Pipeline::builder(Tee(slow)).start();
+    // No guard: only the panic hook can write these lines out.
+    std::mem::forget(guard);
+    use corrlog::writer::Sink;
+    for i in 0..1000 {
+        pipeline.write_line(format!("{{\"child_line\":{i}}}\n").as_bytes());
+    }
+    let _ = std::panic::catch_unwind(|| panic!("child panics"));
+    std::process::exit(0);
+}
+
+#[test]
+fn the_panic_hook_flushes_queued_lines() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "panic_hook_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CORRLOG_PANIC_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The harness prints "test panic_hook_child ... " before the first line.
+    let lines = stdout.matches("{\"child_line\":").count();
+    assert_eq!(
+        lines,
+        1000,
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
