@@ -47,12 +47,36 @@ fn push_u_escape(out: &mut Vec<u8>, cp: u32) {
     }
 }
 
+/// Whether any of the 8 bytes in `w` may need escaping: below 0x20, `"`,
+/// `\\`, DEL, or non-ASCII. May say yes wrongly (the byte loop then
+/// decides), never no wrongly.
+#[inline]
+fn chunk_needs_check(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+    let del = has_zero(w ^ (ONES * 0x7f));
+    (control | quote | backslash | del | (w & HIGH)) != 0
+}
+
 /// Appends the escaped contents of `s`, without the surrounding quotes.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
+        // Skip plain ASCII eight bytes at a time.
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !chunk_needs_check(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
         let b = bytes[i];
         if !NEEDS_CHECK[b as usize] {
             i += 1;
@@ -417,6 +441,31 @@ mod tests {
         assert_eq!(esc("a\"b\\c\nd\re\tf"), r#""a\"b\\c\nd\re\tf""#);
         assert_eq!(esc("\u{0}\u{1b}[31m\u{7f}"), r#""\u0000\u001b[31m\u007f""#);
         assert_eq!(esc("é✓"), "\"é✓\"");
+    }
+
+    #[test]
+    fn specials_are_found_at_every_offset_of_the_fast_path() {
+        for special in [
+            '"', '\\', '\n', '\u{1}', '\u{7f}', '\u{85}', '\u{2028}', 'é',
+        ] {
+            for offset in 0..20 {
+                let mut s = "a".repeat(offset);
+                s.push(special);
+                s.push_str("bcdefghijklmnop");
+                let json = esc(&s);
+                let back: String = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, s, "{special:?} at {offset}");
+                // Escaped forms of `"` and `\` contain the character itself.
+                if !matches!(special, '"' | '\\') {
+                    let raw_kept = special == 'é';
+                    assert_eq!(
+                        json.contains(special),
+                        raw_kept,
+                        "{special:?} at {offset}: {json}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

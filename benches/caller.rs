@@ -1,0 +1,227 @@
+//! Caller-side cost of one log event inside a request context, for each
+//! stack, measured in the same run with alternating rounds; prints the
+//! medians and the ratios.
+//!
+//! Run with `cargo bench --bench caller`. The event is
+//! `info!(order_id = 42, user = "alice", "processing order")` with the
+//! request id (and a bound `tenant`) reaching the line:
+//!
+//! - `floor`: a minimal hand-written tracing layer that formats the same
+//!   line into a reused buffer and writes it to `io::sink()`;
+//! - `corrlog`: `LogLayer` into the pipeline (the production set-up),
+//!   whose writer thread writes to `io::sink()`;
+//! - `corrlog sync`: `LogLayer` writing to `io::sink()` on the caller;
+//! - `fmt().json()`: tracing-subscriber's JSON formatter to `io::sink()`,
+//!   the request id in a span;
+//! - `fmt().json() + non_blocking`: the same through tracing-appender.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::io::{self, Write};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use corrlog::pipeline::Pipeline;
+use corrlog::writer::WriterSink;
+use corrlog::{LogLayer, RequestContext, RequestId};
+use tracing::field::{Field, Visit};
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+const EVENTS_PER_ROUND: u32 = 200_000;
+const ROUNDS: usize = 15;
+
+fn event() {
+    tracing::info!(order_id = 42, user = "alice", "processing order");
+}
+
+/// The floor: format into a reused buffer, write to io::sink(). It skips
+/// what corrlog does on top (context lookup, escaping, the queue): the
+/// request id is a constant.
+struct Floor;
+
+const FLOOR_ID: &str = "550e8400-e29b-41d4-a716-446655440000";
+
+thread_local! {
+    static FLOOR_BUF: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+struct FloorVisitor<'a>(&'a mut String);
+
+impl Visit for FloorVisitor<'_> {
+    fn record_u64(&mut self, f: &Field, v: u64) {
+        let _ = write!(self.0, ",\"{}\":{}", f.name(), v);
+    }
+    fn record_i64(&mut self, f: &Field, v: i64) {
+        let _ = write!(self.0, ",\"{}\":{}", f.name(), v);
+    }
+    fn record_str(&mut self, f: &Field, v: &str) {
+        let _ = write!(self.0, ",\"{}\":\"{}\"", f.name(), v);
+    }
+    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, ",\"{}\":\"{:?}\"", f.name(), v);
+    }
+}
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for Floor {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        FLOOR_BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            buf.clear();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            let _ = write!(
+                buf,
+                "{{\"timestamp\":{}.{:03},\"level\":\"{}\",\"logger\":\"{}\",\"request_id\":\"{}\"",
+                now.as_secs(),
+                now.subsec_millis(),
+                event.metadata().level(),
+                event.metadata().target(),
+                FLOOR_ID
+            );
+            event.record(&mut FloorVisitor(&mut buf));
+            buf.push_str("}\n");
+            let _ = io::sink().write_all(buf.as_bytes());
+        });
+    }
+}
+
+struct Stack {
+    name: &'static str,
+    dispatch: Dispatch,
+    /// Whether the id comes from a span rather than corrlog's context.
+    span_id: bool,
+    samples: Vec<f64>,
+}
+
+fn run_round(stack: &mut Stack, ctx: &RequestContext) {
+    tracing::dispatcher::with_default(&stack.dispatch, || {
+        let body = || {
+            let start = Instant::now();
+            for i in 0..EVENTS_PER_ROUND {
+                event();
+                black_box(i);
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(EVENTS_PER_ROUND)
+        };
+        let ns = if stack.span_id {
+            let span = tracing::info_span!(
+                "request",
+                request_id = %ctx.id(),
+                tenant = "acme"
+            );
+            let _g = span.enter();
+            body()
+        } else {
+            ctx.clone().run(body)
+        };
+        stack.samples.push(ns);
+    });
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let (pipeline, guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();
+    let (non_blocking, nb_guard) = tracing_appender::non_blocking(io::sink());
+    let fmt_json = |w| {
+        Dispatch::new(
+            tracing_subscriber::fmt()
+                .json()
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(w)
+                .finish(),
+        )
+    };
+    let mut stacks = vec![
+        Stack {
+            name: "floor",
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(Floor)),
+            span_id: false,
+            samples: vec![],
+        },
+        Stack {
+            name: "corrlog (pipeline)",
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline))),
+            span_id: false,
+            samples: vec![],
+        },
+        Stack {
+            name: "corrlog sync",
+            dispatch: Dispatch::new(
+                tracing_subscriber::registry().with(LogLayer::json(WriterSink::new(io::sink()))),
+            ),
+            span_id: false,
+            samples: vec![],
+        },
+        Stack {
+            name: "fmt().json()",
+            dispatch: fmt_json(tracing_subscriber::fmt::writer::BoxMakeWriter::new(
+                io::sink,
+            )),
+            span_id: true,
+            samples: vec![],
+        },
+        Stack {
+            name: "fmt().json() + non_blocking",
+            dispatch: fmt_json(tracing_subscriber::fmt::writer::BoxMakeWriter::new(
+                non_blocking,
+            )),
+            span_id: true,
+            samples: vec![],
+        },
+    ];
+    // ONLY=name,name keeps the stacks whose names contain one of them (the
+    // floor is always kept), e.g. to profile one stack.
+    if let Ok(only) = std::env::var("ONLY") {
+        let keep: Vec<String> = only.split(',').map(str::to_owned).collect();
+        stacks.retain(|s| s.name == "floor" || keep.iter().any(|k| s.name.contains(k.as_str())));
+    }
+    let ctx = RequestContext::new(RequestId::generate());
+    ctx.bind("tenant", "acme");
+    // Warm-up round, discarded.
+    for s in &mut stacks {
+        run_round(s, &ctx);
+        s.samples.clear();
+    }
+    for _ in 0..ROUNDS {
+        for s in &mut stacks {
+            run_round(s, &ctx);
+        }
+    }
+    let medians: Vec<(&str, f64)> = stacks
+        .iter_mut()
+        .map(|s| (s.name, median(&mut s.samples)))
+        .collect();
+    let floor = medians[0].1;
+    let corrlog = medians
+        .iter()
+        .find(|(name, _)| name.starts_with("corrlog (pipeline)"))
+        .map_or(floor, |m| m.1);
+    println!(
+        "caller-side ns/event, median of {ROUNDS} alternating rounds of {EVENTS_PER_ROUND} events"
+    );
+    println!(
+        "{:<30} {:>10} {:>10} {:>12}",
+        "stack", "ns/event", "x floor", "x corrlog"
+    );
+    for (name, ns) in &medians {
+        println!(
+            "{name:<30} {ns:>10.1} {:>10.2} {:>12.2}",
+            ns / floor,
+            ns / corrlog
+        );
+    }
+    let report = guard.shutdown(std::time::Duration::from_secs(10));
+    println!(
+        "corrlog pipeline: {} written, {} dropped",
+        report.stats.written, report.stats.dropped
+    );
+    drop(nb_guard);
+}
