@@ -66,7 +66,7 @@ use crate::middleware::CorrlogLayer;
 use crate::pipeline::{Backpressure, Pipeline, PipelineGuard, ShutdownReport, Stats};
 use crate::rolling::{Period, RollingFile};
 
-/// A starting configuration. See the [module docs](crate::builder).
+/// A starting configuration. See the [module docs](mod@crate::builder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Preset {
@@ -144,7 +144,7 @@ impl Output {
     }
 }
 
-/// Sets up logging in one call. Made by [`crate::builder`].
+/// Sets up logging in one call. Made by [`crate::builder()`].
 #[must_use]
 #[derive(Debug)]
 pub struct Builder {
@@ -206,7 +206,7 @@ pub type BuiltSubscriber = tracing_subscriber::layer::Layered<
 
 impl Builder {
     /// Applies a preset's format and level. See the
-    /// [module docs](crate::builder).
+    /// [module docs](mod@crate::builder).
     pub fn preset(mut self, preset: Preset) -> Self {
         let (format, level) = match preset {
             Preset::Production => (Format::Json, "info"),

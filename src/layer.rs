@@ -105,7 +105,7 @@ impl<W> fmt::Debug for LogLayer<W> {
 
 impl LogLayer<Stdout> {
     /// A layer writing JSON lines to standard output, synchronously. For
-    /// I/O off the request path, use [`crate::builder`] or a
+    /// I/O off the request path, use [`crate::builder()`] or a
     /// [`Pipeline`](crate::pipeline::Pipeline) as the sink.
     pub fn stdout() -> Self {
         LogLayer::json(Stdout)

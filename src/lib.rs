@@ -8,24 +8,36 @@
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
-//! use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+//! use corrlog::Preset;
 //!
 //! #[tokio::main]
-//! async fn main() {
-//!     tracing_subscriber::registry()
-//!         .with(corrlog::LogLayer::stdout())
-//!         .init();
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let logging = corrlog::builder().preset(Preset::Production).init()?;
 //!
 //!     let app = Router::new()
 //!         .route("/", get(|| async {
 //!             tracing::info!("hello"); // {"...","message":"hello","request_id":"..."}
 //!             "ok"
 //!         }))
-//!         .layer(corrlog::CorrlogLayer::new());
+//!         .layer(logging.layer.clone());
 //!
-//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
-//!     axum::serve(listener, app).await.unwrap();
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     logging.shutdown(std::time::Duration::from_secs(5));
+//!     Ok(())
 //! }
+//! ```
+//!
+//! With a subscriber of your own, add a [`LogLayer`] to it and a
+//! [`CorrlogLayer`] to the router:
+//!
+//! ```no_run
+//! use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+//!
+//! tracing_subscriber::registry()
+//!     .with(corrlog::LogLayer::stdout()) // synchronous; see `pipeline` for a queue
+//!     .init();
+//! let app: axum::Router = axum::Router::new().layer(corrlog::CorrlogLayer::new());
 //! ```
 //!
 //! # Concepts
@@ -50,6 +62,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | `RequestId` and `Option<RequestId>` as axum extractors |
+//! | `log` | yes | records of crates using `log` go to the same lines, with the request id |
 //!
 //! # Why not a `thread_local!`
 //!
@@ -85,3 +98,8 @@ pub use layer::LogLayer;
 pub use middleware::CorrlogLayer;
 pub use pipeline::Backpressure;
 pub use task::{spawn, spawn_blocking};
+
+/// Compiles the README's Rust examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
