@@ -337,6 +337,36 @@ mod tests {
     }
 
     #[test]
+    fn rotates_when_the_period_changes() {
+        let dir = temp_dir("period");
+        let mut f = RollingFile::builder(dir.join("app.log"))
+            .period(Period::Hourly)
+            .open()
+            .unwrap();
+        f.write_all(b"first hour\n").unwrap();
+        // As if the hour had turned since the last write.
+        f.period_index -= 1;
+        f.write_all(b"next hour\n").unwrap();
+        let rotated = f.rotated_files();
+        assert_eq!(rotated.len(), 1);
+        assert_eq!(fs::read_to_string(&rotated[0]).unwrap(), "first hour\n");
+        assert_eq!(
+            fs::read_to_string(dir.join("app.log")).unwrap(),
+            "next hour\n"
+        );
+        let name = rotated[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with("app.log.") && name.ends_with('Z'),
+            "{name}"
+        );
+        fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
     fn an_unwritable_folder_is_a_clear_error() {
         let err = RollingFile::builder("/proc/corrlog-cannot-exist/app.log")
             .open()

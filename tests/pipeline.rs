@@ -208,6 +208,27 @@ fn a_full_disk_never_stops_the_service() {
     assert_eq!(stats.failed + stats.dropped, stats.submitted);
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failing_output_can_fall_back_to_stderr() {
+    use corrlog::writer::Sink;
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let (pipeline, guard) = Pipeline::builder(full)
+        .fallback_to_stderr(true)
+        .flush_on_panic(false)
+        .start();
+    for i in 0..3 {
+        pipeline.write_line(format!("{{\"fallback_line\":{i}}}\n").as_bytes());
+    }
+    let stats = guard.shutdown(Duration::from_secs(5)).stats;
+    assert!(stats.write_errors > 0);
+    assert_eq!(stats.written, 3, "written to stderr instead");
+    assert_eq!(stats.failed, 0);
+}
+
 #[test]
 fn a_closed_pipe_never_stops_the_service() {
     let (reader, writer) = io::pipe().unwrap();
