@@ -64,6 +64,7 @@ use crate::error::{Error, ErrorKind};
 use crate::layer::LogLayer;
 use crate::middleware::CorrlogLayer;
 use crate::pipeline::{Backpressure, Pipeline, PipelineGuard, ShutdownReport, Stats};
+use crate::redact::Redaction;
 use crate::rolling::{Period, RollingFile};
 
 /// A starting configuration. See the [module docs](mod@crate::builder).
@@ -156,6 +157,7 @@ pub struct Builder {
     fallback_to_stderr: bool,
     flush_on_panic: bool,
     layer: CorrlogLayer,
+    redaction: Redaction,
     use_env: bool,
 }
 
@@ -170,6 +172,7 @@ pub fn builder() -> Builder {
         fallback_to_stderr: false,
         flush_on_panic: true,
         layer: CorrlogLayer::new(),
+        redaction: Redaction::default(),
         use_env: true,
     }
 }
@@ -269,6 +272,13 @@ impl Builder {
         self
     }
 
+    /// The redaction policy for every line (and the access log). Defaults
+    /// to [`Redaction::default`]; see [`crate::redact`].
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
     /// Ignore the `CORRLOG_*`, `RUST_LOG` and `NO_COLOR` variables.
     pub fn ignore_env(mut self) -> Self {
         self.use_env = false;
@@ -361,12 +371,13 @@ impl Builder {
             LogLayer::pretty(pipeline, color)
         } else {
             LogLayer::json(pipeline)
-        };
+        }
+        .with_redaction(self.redaction.clone());
         let subscriber = tracing_subscriber::registry().with(filter).with(layer);
         Ok((
             subscriber,
             Logging {
-                layer: self.layer,
+                layer: self.layer.redaction(self.redaction),
                 guard,
             },
         ))

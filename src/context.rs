@@ -38,10 +38,12 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::encoder;
 use crate::id::RequestId;
+use crate::redact::{Redaction, Verdict};
 
 tokio::task_local! {
     static CURRENT: RequestContext;
@@ -68,6 +70,34 @@ struct Inner {
 pub(crate) struct BoundField {
     pub(crate) key: Cow<'static, str>,
     pub(crate) json: String,
+    /// The raw text of a string value, for cleaning URLs.
+    pub(crate) text: Option<Box<str>>,
+    /// The redaction verdict for `key` under the last policy that asked,
+    /// as `policy id << 2 | verdict`; 0 when not yet known.
+    pub(crate) verdict: AtomicU64,
+}
+
+impl BoundField {
+    /// How this field is written under `policy`, computed once per policy.
+    pub(crate) fn verdict(&self, policy: &Redaction) -> Verdict {
+        let cached = self.verdict.load(Ordering::Relaxed);
+        if cached >> 2 == policy.id() {
+            return match cached & 3 {
+                1 => Verdict::Secret,
+                2 => Verdict::Url,
+                _ => Verdict::Plain,
+            };
+        }
+        let v = policy.verdict(&self.key);
+        let code = match v {
+            Verdict::Plain => 0,
+            Verdict::Secret => 1,
+            Verdict::Url => 2,
+        };
+        self.verdict
+            .store(policy.id() << 2 | code, Ordering::Relaxed);
+        v
+    }
 }
 
 impl fmt::Debug for RequestContext {
@@ -121,15 +151,28 @@ impl RequestContext {
     /// ```
     pub fn bind(&self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
         let key = key.into();
+        let value = value.into();
+        let text = match &value {
+            FieldValue::Str(s) => Some(Box::from(s.as_str())),
+            _ => None,
+        };
         let mut json = Vec::new();
-        value.into().encode(&mut json);
+        value.encode(&mut json);
         // The encoder only writes UTF-8, and an error here would mean a bug
         // in it; fall back to a JSON null rather than panic.
         let json = String::from_utf8(json).unwrap_or_else(|_| "null".to_owned());
         let mut fields = self.fields();
         match fields.iter_mut().find(|f| f.key == key) {
-            Some(existing) => existing.json = json,
-            None => fields.push(BoundField { key, json }),
+            Some(existing) => {
+                existing.json = json;
+                existing.text = text;
+            }
+            None => fields.push(BoundField {
+                key,
+                json,
+                text,
+                verdict: AtomicU64::new(0),
+            }),
         }
     }
 

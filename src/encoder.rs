@@ -8,10 +8,13 @@
 //! the line and paragraph separators U+2028/U+2029, the bidirectional
 //! overrides U+202A..U+202E and U+2066..U+2069, and the byte order mark.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
+
+use crate::redact::{redact_url, Redaction, Verdict};
 
 /// Keys corrlog writes itself. A user field with one of these names is
 /// written as `fields.<name>` instead, so it can never overwrite them.
@@ -122,6 +125,27 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
+/// Appends the escaped contents of at most `max` bytes of `s` (cut on a
+/// character boundary), then a truncation note if anything was cut.
+pub(crate) fn escape_bounded(out: &mut Vec<u8>, s: &str, max: usize) {
+    if s.len() <= max {
+        escape_into(out, s);
+        return;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    escape_into(out, &s[..cut]);
+    truncation_note(out, s.len());
+}
+
+fn truncation_note(out: &mut Vec<u8>, total: usize) {
+    out.extend_from_slice("…[truncated, ".as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
+    out.extend_from_slice(b" bytes in all]");
+}
+
 /// Appends `s` as a quoted JSON string.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
@@ -202,34 +226,72 @@ impl Style {
     }
 }
 
-/// A `fmt::Write` that escapes what it is given into a JSON string body.
-pub(crate) struct EscapingWriter<'a>(pub(crate) &'a mut Vec<u8>);
+/// A `fmt::Write` that escapes what it is given into a JSON string body,
+/// keeping at most `budget` bytes of input and counting the rest.
+pub(crate) struct EscapingWriter<'a> {
+    out: &'a mut Vec<u8>,
+    budget: usize,
+    seen: usize,
+}
+
+impl<'a> EscapingWriter<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>, budget: usize) -> Self {
+        EscapingWriter {
+            out,
+            budget,
+            seen: 0,
+        }
+    }
+
+    /// Adds the truncation note if input was cut.
+    pub(crate) fn finish(self) {
+        if self.seen > self.budget {
+            truncation_note(self.out, self.seen);
+        }
+    }
+}
 
 impl fmt::Write for EscapingWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape_into(self.0, s);
+        let room = self.budget.saturating_sub(self.seen);
+        self.seen += s.len();
+        if room >= s.len() {
+            escape_into(self.out, s);
+        } else if room > 0 {
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            escape_into(self.out, &s[..cut]);
+        }
         Ok(())
     }
 }
 
-/// Appends `value`'s `Debug` output as a quoted JSON string. A `Debug`
-/// impl that returns an error leaves what it wrote so far: the string stays
-/// well formed.
-pub(crate) fn write_debug(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
+/// Appends `value`'s `Debug` output as a quoted JSON string of at most
+/// `max` bytes of input. A `Debug` impl that returns an error leaves what
+/// it wrote so far: the string stays well formed.
+pub(crate) fn write_debug(out: &mut Vec<u8>, value: &dyn fmt::Debug, max: usize) {
     out.push(b'"');
-    let _ = write!(EscapingWriter(out), "{value:?}");
+    let mut w = EscapingWriter::new(out, max);
+    let _ = write!(w, "{value:?}");
+    w.finish();
     out.push(b'"');
 }
 
-/// Appends `value`'s `Display` output as a quoted JSON string.
-pub(crate) fn write_display(out: &mut Vec<u8>, value: &dyn fmt::Display) {
+/// Appends `value`'s `Display` output as a quoted JSON string of at most
+/// `max` bytes of input.
+pub(crate) fn write_display(out: &mut Vec<u8>, value: &dyn fmt::Display, max: usize) {
     out.push(b'"');
-    let _ = write!(EscapingWriter(out), "{value}");
+    let mut w = EscapingWriter::new(out, max);
+    let _ = write!(w, "{value}");
+    w.finish();
     out.push(b'"');
 }
 
 /// Writes the fields of one event or span as `,"key":value` pairs into
-/// `fields`, and the event's `message` (escaped, unquoted) into `message`.
+/// `fields`, and the event's `message` (escaped, unquoted) into `message`,
+/// applying the redaction policy.
 pub(crate) struct FieldVisitor<'a> {
     /// Where `,"key":value` pairs go.
     pub(crate) fields: &'a mut Vec<u8>,
@@ -243,87 +305,147 @@ pub(crate) struct FieldVisitor<'a> {
     /// Skip fields named `log.*`: the `log` bridge's metadata, already
     /// used for the logger name.
     pub(crate) skip_log_fields: bool,
+    /// Secret fields, URL fields, value size.
+    pub(crate) policy: &'a Redaction,
 }
 
+/// Field names are `&'static str`: remember each one's verdict per thread
+/// (keyed by address and policy), so names are matched once, not per event.
+fn cached_verdict(policy: &Redaction, name: &'static str) -> Verdict {
+    const SLOTS: usize = 256;
+    thread_local! {
+        static CACHE: RefCell<[(usize, u64, Verdict); SLOTS]> =
+            const { RefCell::new([(0, 0, Verdict::Plain); SLOTS]) };
+    }
+    let addr = name.as_ptr() as usize;
+    let slot = (addr ^ (addr >> 9) ^ name.len()) % SLOTS;
+    CACHE
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return policy.verdict(name);
+            };
+            let (a, id, v) = cache[slot];
+            if a == addr && id == policy.id() {
+                return v;
+            }
+            let v = policy.verdict(name);
+            cache[slot] = (addr, policy.id(), v);
+            v
+        })
+        .unwrap_or_else(|_| policy.verdict(name))
+}
+
+const MASKED: &[u8] = b"\"[REDACTED]\"";
+
 impl FieldVisitor<'_> {
-    fn key(&mut self, field: &Field) -> bool {
+    /// Writes the key; returns how to write the value, or `None` to skip.
+    fn key(&mut self, field: &Field) -> Option<Verdict> {
         if self.skip_log_fields && field.name().starts_with("log.") {
-            return false;
+            return None;
         }
         self.keys.push(field.name());
         self.style.key(self.fields, field.name());
-        true
+        let verdict = cached_verdict(self.policy, field.name());
+        if verdict == Verdict::Secret {
+            self.fields.extend_from_slice(MASKED);
+            return None;
+        }
+        Some(verdict)
     }
+
+    fn text(&mut self, verdict: Verdict, value: &str) {
+        let max = self.policy.max_bytes();
+        self.fields.push(b'"');
+        if verdict == Verdict::Url {
+            escape_bounded(self.fields, &redact_url(self.policy, value), max);
+        } else {
+            escape_bounded(self.fields, value, max);
+        }
+        self.fields.push(b'"');
+    }
+
+    fn message(&mut self, field: &Field, value: &dyn fmt::Debug) -> bool {
+        if field.name() != "message" {
+            return false;
+        }
+        let max = self.policy.max_bytes();
+        match self.message.as_deref_mut() {
+            Some(msg) => {
+                let mut w = EscapingWriter::new(msg, max);
+                let _ = write!(w, "{value:?}");
+                w.finish();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+macro_rules! scalar {
+    ($self:ident, $field:ident, $write:expr) => {
+        if $self.key($field).is_some() {
+            $write;
+        }
+    };
 }
 
 impl Visit for FieldVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.key(field) {
-            return;
-        }
-        write_f64(self.fields, value);
+        scalar!(self, field, write_f64(self.fields, value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if !self.key(field) {
-            return;
-        }
-        write_i64(self.fields, value);
+        scalar!(self, field, write_i64(self.fields, value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if !self.key(field) {
-            return;
-        }
-        write_u64(self.fields, value);
+        scalar!(self, field, write_u64(self.fields, value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        if !self.key(field) {
-            return;
-        }
-        self.fields
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        scalar!(
+            self,
+            field,
+            self.fields
+                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
+        );
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        if !self.key(field) {
-            return;
-        }
-        self.fields
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        scalar!(
+            self,
+            field,
+            self.fields
+                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
+        );
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if !self.key(field) {
-            return;
-        }
-        write_bool(self.fields, value);
+        scalar!(self, field, write_bool(self.fields, value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             if let Some(msg) = self.message.as_deref_mut() {
-                escape_into(msg, value);
+                escape_bounded(msg, value, self.policy.max_bytes());
                 return;
             }
         }
-        if !self.key(field) {
-            return;
+        if let Some(verdict) = self.key(field) {
+            self.text(verdict, value);
         }
-        write_str(self.fields, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if !self.key(field) {
-            return;
+        match self.key(field) {
+            Some(Verdict::Url) => self.text(Verdict::Url, &value.to_string()),
+            Some(_) => write_display(self.fields, value, self.policy.max_bytes()),
+            None => {}
         }
-        write_display(self.fields, value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            if let Some(msg) = self.message.as_deref_mut() {
-                let _ = write!(EscapingWriter(msg), "{value:?}");
-                return;
-            }
-        }
-        if !self.key(field) {
+        if self.message(field, value) {
             return;
         }
-        write_debug(self.fields, value);
+        match self.key(field) {
+            // A URL must be seen whole to be cleaned: format it first.
+            Some(Verdict::Url) => self.text(Verdict::Url, &format!("{value:?}")),
+            Some(_) => write_debug(self.fields, value, self.policy.max_bytes()),
+            None => {}
+        }
     }
 }
 

@@ -68,6 +68,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::RequestContext;
 use crate::encoder::{self, FieldVisitor, Style, TimestampCache, DIM, RESET};
+use crate::redact::{redact_url, Redaction, Verdict};
 use crate::writer::{Sink, Stdout};
 
 /// The target and name of the span the middleware opens per request.
@@ -95,6 +96,7 @@ pub struct LogLayer<W = Stdout> {
     sink: W,
     clock: fn() -> SystemTime,
     style: Style,
+    redaction: Redaction,
 }
 
 impl<W> fmt::Debug for LogLayer<W> {
@@ -119,6 +121,7 @@ impl<W: Sink> LogLayer<W> {
             sink,
             clock: SystemTime::now,
             style: Style::Json,
+            redaction: Redaction::default(),
         }
     }
 
@@ -149,6 +152,7 @@ impl<W: Sink> LogLayer<W> {
             sink,
             clock: SystemTime::now,
             style: Style::Pretty { color },
+            redaction: Redaction::default(),
         }
     }
 
@@ -178,6 +182,28 @@ impl<W: Sink> LogLayer<W> {
         self
     }
 
+    /// The redaction policy applied to every field of every line. Defaults
+    /// to [`Redaction::default`]; see [`crate::redact`].
+    ///
+    /// ```
+    /// use corrlog::{redact::Redaction, writer::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::json(capture.clone())
+    ///     .with_redaction(Redaction::default().mask_fields_containing(["ssn"]));
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info!(customer_ssn = "078-05-1120", password = "hunter2", "signup");
+    /// });
+    /// let line = &capture.lines()[0];
+    /// assert!(line.ends_with(r#""customer_ssn":"[REDACTED]","password":"[REDACTED]"}"#));
+    /// ```
+    #[must_use]
+    pub fn with_redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
     /// A reference to the sink.
     pub fn sink(&self) -> &W {
         &self.sink
@@ -190,11 +216,12 @@ struct SpanFields {
 }
 
 impl SpanFields {
-    fn record(&mut self, values: &Record<'_>) {
+    fn record(&mut self, values: &Record<'_>, policy: &Redaction) {
         values.record(&mut SpanVisitor {
             entries: &mut self.entries,
             buf: Vec::new(),
             keys: Vec::new(),
+            policy,
         });
     }
 }
@@ -205,6 +232,7 @@ struct SpanVisitor<'a> {
     entries: &'a mut Vec<(&'static str, Box<[u8]>)>,
     buf: Vec<u8>,
     keys: Vec<&'static str>,
+    policy: &'a Redaction,
 }
 
 impl SpanVisitor<'_> {
@@ -216,6 +244,7 @@ impl SpanVisitor<'_> {
             keys: &mut self.keys,
             style: Style::Json,
             skip_log_fields: false,
+            policy: self.policy,
         });
         let mut prefix = Vec::new();
         encoder::write_key(&mut prefix, field.name());
@@ -340,6 +369,7 @@ impl<W: Sink> LogLayer<W> {
             keys,
             style,
             skip_log_fields: from_log,
+            policy: &self.redaction,
         });
 
         // Span fields, innermost first, each key once; remember the request
@@ -421,7 +451,16 @@ impl<W: Sink> LogLayer<W> {
             for field in rc.fields().iter() {
                 if !keys.iter().any(|k| *k == field.key) {
                     style.key(line, &field.key);
-                    line.extend_from_slice(field.json.as_bytes());
+                    match field.verdict(&self.redaction) {
+                        Verdict::Plain => line.extend_from_slice(field.json.as_bytes()),
+                        Verdict::Secret => line.extend_from_slice(b"\"[REDACTED]\""),
+                        Verdict::Url => match &field.text {
+                            Some(text) => {
+                                encoder::write_str(line, &redact_url(&self.redaction, text));
+                            }
+                            None => line.extend_from_slice(field.json.as_bytes()),
+                        },
+                    }
                 }
             }
         };
@@ -468,7 +507,7 @@ where
         let mut fields = SpanFields {
             entries: Vec::new(),
         };
-        fields.record(&Record::new(attrs.values()));
+        fields.record(&Record::new(attrs.values()), &self.redaction);
         let mut ext = span.extensions_mut();
         let meta = attrs.metadata();
         if meta.target() == REQUEST_SPAN_TARGET && meta.name() == REQUEST_SPAN_NAME {
@@ -485,12 +524,12 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         match ext.get_mut::<SpanFields>() {
-            Some(fields) => fields.record(values),
+            Some(fields) => fields.record(values, &self.redaction),
             None => {
                 let mut fields = SpanFields {
                     entries: Vec::new(),
                 };
-                fields.record(values);
+                fields.record(values, &self.redaction);
                 ext.insert(fields);
             }
         }

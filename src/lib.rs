@@ -85,6 +85,7 @@ pub mod id;
 pub mod layer;
 pub mod middleware;
 pub mod pipeline;
+pub mod redact;
 pub mod rolling;
 pub mod task;
 pub mod testing;

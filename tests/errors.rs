@@ -133,8 +133,10 @@ fn handler_errors_carry_the_id_and_log_at_error() {
     assert_eq!(res.status, 500);
     assert_eq!(res.id, "fail-1");
     let lines = lines_of(&server, "fail-1");
-    let line = error_line(&lines, "request failed with a server error");
+    let line = error_line(&lines, "request finished");
     assert_eq!(line["status"], 500);
+    assert_eq!(str_field(line, "logger"), Some("corrlog::access"));
+    assert!(line.get("reason").is_none());
     assert!(lines.iter().any(|l| str_field(l, "level") == Some("WARN")));
 }
 

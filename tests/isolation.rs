@@ -171,11 +171,12 @@ fn ten_thousand_overlapping_requests_through_every_layer_never_mix_ids() {
             .or_default() += 1;
     }
     assert_eq!(per_order.len(), REQUESTS);
+    // Five lines from the demo's layers and one access line.
     assert!(
-        per_order.values().all(|&n| n == 5),
-        "each request logs 5 lines"
+        per_order.values().all(|&n| n == 6),
+        "each request logs 6 lines"
     );
-    for logger in ["orders", "db", "audit"] {
+    for logger in ["orders", "db", "audit", "corrlog::access"] {
         assert!(loggers[logger] >= REQUESTS, "{logger}: {loggers:?}");
     }
     let peak = in_flight.peak();
@@ -203,7 +204,12 @@ fn lines_logged_while_streaming_a_body_carry_the_id() {
             .filter(|l| str_field(l, "message") == Some("streaming chunk"))
             .count();
         assert_eq!(chunks, 5, "request {}", o.header_id);
-        assert_eq!(group.len(), 6);
+        // "starting stream", five chunks, and the access line written when
+        // the body ended.
+        assert_eq!(group.len(), 7);
+        let access = group.last().unwrap();
+        assert_eq!(str_field(access, "logger"), Some("corrlog::access"));
+        assert_eq!(access["bytes_out"], 5 * 37);
     }
     assert!(lines
         .iter()

@@ -195,11 +195,74 @@ fn hostile_content_stays_inside_its_string() {
 }
 
 #[test]
-fn huge_values_make_one_valid_line() {
+fn huge_values_are_cut_to_the_bound_in_one_valid_line() {
     let big = "x".repeat(1 << 20);
-    let lines = capture(|| tracing::info!(big = %big, "huge"));
+    let multibyte = "é".repeat(20_000);
+    let lines = capture(|| {
+        tracing::info!(display = %big, text = big.as_str(), debug = ?multibyte, "{big}");
+    });
     assert_eq!(lines.len(), 1);
-    assert_eq!(parse(&lines[0])["big"].as_str().unwrap().len(), 1 << 20);
+    assert!(lines[0].len() < 100 * 1024, "{} bytes", lines[0].len());
+    let line = parse(&lines[0]);
+    let note = "…[truncated, 1048576 bytes in all]";
+    for key in ["display", "text", "message"] {
+        let v = line[key].as_str().unwrap();
+        assert!(v.starts_with(&"x".repeat(16 * 1024)), "{key}");
+        assert!(v.ends_with(note), "{key}: ...{}", &v[v.len() - 60..]);
+        assert_eq!(v.len(), 16 * 1024 + note.len());
+    }
+    // Cut on a character boundary: still valid UTF-8 (it parsed) and
+    // whole characters only.
+    let debug = line["debug"].as_str().unwrap();
+    assert!(debug.trim_start_matches('"').starts_with('é'));
+    assert!(
+        debug.contains("[truncated, 40002 bytes in all]"),
+        "{}",
+        &debug[debug.len() - 60..]
+    );
+}
+
+#[test]
+fn secret_fields_are_masked_in_events_spans_and_bound_fields() {
+    let lines = capture(|| {
+        in_request("r-secret", || {
+            corrlog::bind("session_id", "s-123");
+            corrlog::bind("callback_url", "https://u:p@hooks.example.com/x?token=abc");
+            let span = tracing::info_span!("login", api_key = "k-1", user = "alice");
+            let _g = span.enter();
+            tracing::info!(
+                password = "hunter2",
+                Authorization = "Bearer xyz",
+                pin_token = 1234,
+                url = "https://bob:pw@example.com/cb?access_token=t&page=2",
+                path = "/reset?sig=s&x=1",
+                "login attempt"
+            );
+        })
+    });
+    let line = parse(&lines[0]);
+    for key in [
+        "password",
+        "Authorization",
+        "pin_token",
+        "api_key",
+        "session_id",
+    ] {
+        assert_eq!(line[key], "[REDACTED]", "{key}");
+    }
+    assert_eq!(line["user"], "alice");
+    assert_eq!(
+        line["url"],
+        "https://[REDACTED]@example.com/cb?access_token=[REDACTED]&page=2"
+    );
+    assert_eq!(line["path"], "/reset?sig=[REDACTED]&x=1");
+    assert_eq!(
+        line["callback_url"],
+        "https://[REDACTED]@hooks.example.com/x?token=[REDACTED]"
+    );
+    for secret in ["hunter2", "xyz", "1234", "k-1", "s-123", "bob:pw", "u:p@"] {
+        assert!(!lines[0].contains(secret), "{secret} leaked: {}", lines[0]);
+    }
 }
 
 struct PanickingDebug;

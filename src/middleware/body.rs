@@ -8,21 +8,36 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tracing::Span;
 
+use super::access::Record;
 use super::future::panic_message;
 use crate::context::RequestContext;
 
 pin_project! {
     /// The response body of [`Corrlog`](super::Corrlog): polls the inner
     /// body inside the request context and span, so lines logged while a
-    /// streaming body is produced carry the request id.
+    /// streaming body is produced carry the request id, and writes the
+    /// access line when the body ends (or fails, or is dropped unfinished).
     ///
     /// A panic while producing the body is logged at ERROR and ends the
     /// body early.
     pub struct CorrlogBody<B> {
         #[pin]
         kind: Kind<B>,
-        ctx: Option<RequestContext>,
+        ctx: RequestContext,
         span: Span,
+        access: Option<Box<Record>>,
+    }
+
+    impl<B> PinnedDrop for CorrlogBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(mut access) = this.access.take() {
+                let span = this.span.clone();
+                this.ctx
+                    .clone()
+                    .run(|| span.in_scope(|| access.finish(Some("client_disconnect"))));
+            }
+        }
     }
 }
 
@@ -40,20 +55,40 @@ impl<B> fmt::Debug for CorrlogBody<B> {
     }
 }
 
-impl<B> CorrlogBody<B> {
-    pub(crate) fn new(body: B, ctx: RequestContext, span: Span) -> Self {
+impl<B: Body> CorrlogBody<B> {
+    pub(crate) fn new(
+        body: B,
+        ctx: RequestContext,
+        span: Span,
+        mut access: Option<Box<Record>>,
+    ) -> Self {
+        // An empty body may never be polled: it has ended already.
+        if body.is_end_stream() {
+            if let Some(mut record) = access.take() {
+                ctx.clone().run(|| span.in_scope(|| record.finish(None)));
+            }
+        }
         CorrlogBody {
             kind: Kind::Inner { body },
-            ctx: Some(ctx),
+            ctx,
             span,
+            access,
         }
     }
+}
 
-    pub(crate) fn full(data: Bytes) -> Self {
+impl<B> CorrlogBody<B> {
+    pub(crate) fn full(
+        data: Bytes,
+        ctx: RequestContext,
+        span: Span,
+        access: Option<Box<Record>>,
+    ) -> Self {
         CorrlogBody {
             kind: Kind::Full { data: Some(data) },
-            ctx: None,
-            span: Span::none(),
+            ctx,
+            span,
+            access,
         }
     }
 }
@@ -70,36 +105,57 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let mut this = self.project();
-        let body = match this.kind.as_mut().project() {
-            KindProj::Full { data } => {
-                return Poll::Ready(
-                    data.take()
-                        .filter(|d| !d.is_empty())
-                        .map(|d| Ok(Frame::data(d))),
-                )
-            }
-            KindProj::Inner { body } => body,
-        };
         let span = &*this.span;
-        let poll = move || {
-            span.in_scope(
-                || match catch_unwind(AssertUnwindSafe(|| body.poll_frame(cx))) {
-                    Ok(poll) => Some(poll),
-                    Err(payload) => {
-                        tracing::error!(
-                            target: "corrlog",
-                            panic = panic_message(&payload),
-                            "response body panicked; ending the body early"
-                        );
-                        None
+        let access = this.access;
+        let kind = this.kind.as_mut();
+        let polled = this.ctx.clone().run(|| {
+            span.in_scope(|| {
+                let (poll, ended) = match kind.project() {
+                    KindProj::Full { data } => {
+                        let frame = data.take().map(|d| Ok(Frame::data(d)));
+                        (Poll::Ready(frame), true)
                     }
-                },
-            )
-        };
-        let polled = match this.ctx {
-            Some(ctx) => ctx.clone().run(poll),
-            None => poll(),
-        };
+                    KindProj::Inner { mut body } => {
+                        match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll_frame(cx))) {
+                            Ok(poll) => {
+                                let ended =
+                                    matches!(poll, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+                                        || body.is_end_stream();
+                                (poll, ended)
+                            }
+                            Err(payload) => {
+                                tracing::error!(
+                                    target: "corrlog",
+                                    panic = panic_message(&payload),
+                                    "response body panicked; ending the body early"
+                                );
+                                if let Some(mut record) = access.take() {
+                                    record.finish(Some("body_panic"));
+                                }
+                                return None;
+                            }
+                        }
+                    }
+                };
+                if let Some(record) = access.as_mut() {
+                    if let Poll::Ready(Some(Ok(frame))) = &poll {
+                        if let Some(data) = frame.data_ref() {
+                            record.bytes_out += data.len() as u64;
+                        }
+                    }
+                    if ended {
+                        let reason = match &poll {
+                            Poll::Ready(Some(Err(_))) => Some("body_error"),
+                            _ => None,
+                        };
+                        if let Some(mut record) = access.take() {
+                            record.finish(reason);
+                        }
+                    }
+                }
+                Some(poll)
+            })
+        });
         match polled {
             Some(poll) => poll,
             None => {
@@ -112,7 +168,7 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
-            Kind::Full { data } => data.as_ref().is_none_or(Bytes::is_empty),
+            Kind::Full { data } => data.is_none(),
         }
     }
 

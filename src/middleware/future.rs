@@ -12,6 +12,7 @@ use tokio::task::futures::TaskLocalFuture;
 use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
 
+use super::access::Record;
 use super::body::CorrlogBody;
 use crate::context::RequestContext;
 
@@ -43,6 +44,21 @@ pin_project! {
         ctx: RequestContext,
         span: Span,
         header: Option<(HeaderName, HeaderValue)>,
+        access: Option<Box<Record>>,
+    }
+
+    impl<F> PinnedDrop for Guarded<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Dropped before a response: the client went away, or an outer
+            // timeout gave up.
+            if let Some(mut access) = this.access.take() {
+                let span = this.span.clone();
+                this.ctx
+                    .clone()
+                    .run(|| span.in_scope(|| access.finish(Some("cancelled"))));
+            }
+        }
     }
 }
 
@@ -56,6 +72,7 @@ where
         ctx: RequestContext,
         span: Span,
         header: Option<(HeaderName, HeaderValue)>,
+        access: Option<Box<Record>>,
     ) -> Self {
         let (fut, call_panic) = match called {
             Ok(fut) => (Some(fut), None),
@@ -67,6 +84,7 @@ where
             ctx: ctx.clone(),
             span: span.clone(),
             header,
+            access,
         };
         ResponseFuture {
             inner: ctx.scope(guarded.instrument(span)),
@@ -121,30 +139,39 @@ where
         };
         // Drop the inner future here, inside the request context.
         this.fut.set(None);
+        let mut access = this.access.take();
 
         let mut response = match outcome {
             Ok(Ok(response)) => {
-                let status = response.status();
-                if status.is_server_error() {
-                    tracing::error!(
-                        target: "corrlog",
-                        status = status.as_u16(),
-                        "request failed with a server error"
-                    );
+                if let Some(access) = access.as_mut() {
+                    access.status = Some(response.status().as_u16());
                 }
-                response.map(|body| CorrlogBody::new(body, this.ctx.clone(), this.span.clone()))
+                let ctx = this.ctx.clone();
+                let span = this.span.clone();
+                response.map(|body| CorrlogBody::new(body, ctx, span, access))
             }
-            Ok(Err(err)) => return Poll::Ready(Err(err)),
+            Ok(Err(err)) => {
+                if let Some(mut access) = access {
+                    access.finish(Some("service_error"));
+                }
+                return Poll::Ready(Err(err));
+            }
             Err(payload) => {
                 tracing::error!(
                     target: "corrlog",
                     panic = panic_message(&payload),
-                    status = 500u16,
                     "request handler panicked"
                 );
-                let mut response = Response::new(CorrlogBody::full(Bytes::from_static(
-                    b"internal server error\n",
-                )));
+                if let Some(access) = access.as_mut() {
+                    access.status = Some(500);
+                    access.set_reason("panic");
+                }
+                let mut response = Response::new(CorrlogBody::full(
+                    Bytes::from_static(b"internal server error\n"),
+                    this.ctx.clone(),
+                    this.span.clone(),
+                    access,
+                ));
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,

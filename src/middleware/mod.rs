@@ -22,7 +22,8 @@
 //!    caught, logged at ERROR with the panic message and turned into a
 //!    `500` so the server keeps serving.
 //!
-//! Responses with a 5xx status are logged at ERROR.
+//! When the response body has been sent (or failed, or the client went
+//! away), one access line is logged; see [`AccessLog`].
 //!
 //! # Example
 //!
@@ -68,6 +69,7 @@
 //! returns `Err` has no response to put a header on: the error is passed
 //! through unchanged.
 
+mod access;
 mod body;
 mod future;
 mod service;
@@ -79,7 +81,9 @@ use http::{HeaderMap, HeaderName};
 use tower_layer::Layer;
 
 use crate::id::{IdPolicy, MakeRequestId, RequestId, UuidV4};
+use crate::redact::Redaction;
 
+pub use self::access::{AccessLog, ACCESS_TARGET};
 pub use self::body::CorrlogBody;
 pub use self::future::ResponseFuture;
 pub use self::service::Corrlog;
@@ -102,6 +106,8 @@ pub(crate) struct Config {
     pub(crate) policy: IdPolicy,
     pub(crate) make_id: Arc<dyn MakeRequestId>,
     pub(crate) edge: bool,
+    pub(crate) access: AccessLog,
+    pub(crate) redaction: Redaction,
 }
 
 impl fmt::Debug for CorrlogLayer {
@@ -111,6 +117,7 @@ impl fmt::Debug for CorrlogLayer {
             .field("response_header", &self.config.response_header)
             .field("policy", &self.config.policy)
             .field("edge", &self.config.edge)
+            .field("access", &self.config.access)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +139,8 @@ impl CorrlogLayer {
                 policy: IdPolicy::default(),
                 make_id: Arc::new(UuidV4),
                 edge: false,
+                access: AccessLog::default(),
+                redaction: Redaction::default(),
             }),
         }
     }
@@ -176,6 +185,27 @@ impl CorrlogLayer {
     /// ```
     pub fn edge(mut self) -> Self {
         self.config_mut().edge = true;
+        self
+    }
+}
+
+impl CorrlogLayer {
+    /// Access log settings; see [`AccessLog`]. On by default.
+    pub fn access_log(mut self, access: AccessLog) -> Self {
+        self.config_mut().access = access;
+        self
+    }
+
+    /// Turns the access log off.
+    pub fn no_access_log(self) -> Self {
+        self.access_log(AccessLog::disabled())
+    }
+
+    /// The redaction policy for what the access log takes from requests
+    /// (query parameters, headers). Defaults to [`Redaction::default`];
+    /// [`crate::builder()`] passes its own.
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.config_mut().redaction = redaction;
         self
     }
 }

@@ -99,15 +99,19 @@ where
         // do it in the context too, and catch a panic there like one in the
         // future.
         let inner = &mut self.inner;
-        let called = ctx
-            .clone()
-            .run(|| span.in_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(req)))));
+        let (access, called) = ctx.clone().run(|| {
+            span.in_scope(|| {
+                let access = config.access.start(&req, &config.redaction);
+                (access, catch_unwind(AssertUnwindSafe(|| inner.call(req))))
+            })
+        });
 
         ResponseFuture::new(
             called,
             ctx,
             span,
             header_value.map(|v| (config.response_header.clone(), v)),
+            access,
         )
     }
 }

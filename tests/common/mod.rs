@@ -24,13 +24,27 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(workers: usize, app: axum::Router) -> Self {
+        Self::start_inner(workers, app, false)
+    }
+
+    /// Like `start`, with the peer address in `ConnectInfo`.
+    pub fn start_with_connect_info(workers: usize, app: axum::Router) -> Self {
+        Self::start_inner(workers, app, true)
+    }
+
+    fn start_inner(workers: usize, app: axum::Router, connect_info: bool) -> Self {
         let logs = TestLogs::new();
         let capture = logs.capture().clone();
         let runtime = logs.runtime(workers);
         let addr = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await });
+            if connect_info {
+                let make = app.into_make_service_with_connect_info::<SocketAddr>();
+                tokio::spawn(async move { axum::serve(listener, make).await });
+            } else {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
             addr
         });
         TestServer {

@@ -1,0 +1,402 @@
+//! The access log: one line per request, written when the response body
+//! has finished, failed, or been abandoned.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderName, Request};
+use tracing::Level;
+
+use crate::redact::{redact_url, Redaction, MASK};
+
+/// The target (logger name) of access lines: filter them with
+/// `corrlog::access=warn` and the like.
+pub const ACCESS_TARGET: &str = "corrlog::access";
+
+/// Access log settings for [`CorrlogLayer::access_log`](super::CorrlogLayer::access_log).
+///
+/// One line per request, logged when the response body has been sent (or
+/// failed, or the client went away), with `method`, `path` (without the
+/// query string by default), `route` (axum's matched path), `status`,
+/// `latency_ms` (to the end of the body), `bytes_out`, `client_ip`,
+/// `user_agent`, the request id, and `reason` when the request did not end
+/// normally:
+///
+/// | reason | what happened |
+/// |---|---|
+/// | `panic` | the handler panicked; a 500 was sent |
+/// | `body_error` | the response body returned an error |
+/// | `body_panic` | producing the response body panicked |
+/// | `client_disconnect` | the client went away before the body was sent |
+/// | `cancelled` | the request was dropped before a response (client gone, or an outer timeout) |
+/// | `service_error` | the inner service returned an error, no response |
+///
+/// Levels: 2xx/3xx at INFO, 4xx at WARN, 5xx and abnormal ends at ERROR
+/// (`client_disconnect` and `cancelled` at WARN); see [`AccessLog::levels`].
+///
+/// ```
+/// use std::net::IpAddr;
+/// use corrlog::{middleware::AccessLog, CorrlogLayer};
+///
+/// let layer = CorrlogLayer::new().access_log(
+///     AccessLog::default()
+///         .skip_path("/health")
+///         .skip_prefix("/metrics")
+///         .sample_success(0.1)
+///         .trusted_proxies(["10.0.0.1".parse::<IpAddr>().unwrap()])
+///         .log_headers([http::header::ACCEPT, http::header::AUTHORIZATION]),
+/// );
+/// ```
+#[derive(Clone)]
+pub struct AccessLog {
+    pub(crate) enabled: bool,
+    skip_exact: Vec<String>,
+    skip_prefix: Vec<String>,
+    sample_success: f64,
+    pub(crate) log_start: bool,
+    levels: [Level; 3],
+    include_query: bool,
+    trusted_proxies: Arc<[IpAddr]>,
+    headers: Vec<HeaderName>,
+}
+
+impl fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("enabled", &self.enabled)
+            .field("skip_exact", &self.skip_exact)
+            .field("skip_prefix", &self.skip_prefix)
+            .field("sample_success", &self.sample_success)
+            .field("log_start", &self.log_start)
+            .field("levels", &self.levels)
+            .field("include_query", &self.include_query)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog {
+            enabled: true,
+            skip_exact: Vec::new(),
+            skip_prefix: Vec::new(),
+            sample_success: 1.0,
+            log_start: false,
+            levels: [Level::INFO, Level::WARN, Level::ERROR],
+            include_query: false,
+            trusted_proxies: Arc::from(Vec::new()),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl AccessLog {
+    /// No access lines at all.
+    pub fn disabled() -> Self {
+        AccessLog {
+            enabled: false,
+            ..AccessLog::default()
+        }
+    }
+
+    /// Do not log successful requests to exactly this path. Failures (4xx,
+    /// 5xx, abnormal ends) are still logged, and the id still echoed.
+    #[must_use]
+    pub fn skip_path(mut self, path: impl Into<String>) -> Self {
+        self.skip_exact.push(path.into());
+        self
+    }
+
+    /// Do not log successful requests to paths starting with `prefix`.
+    #[must_use]
+    pub fn skip_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.skip_prefix.push(prefix.into());
+        self
+    }
+
+    /// Log only this fraction (0.0 to 1.0) of successful requests; errors
+    /// are always logged. Defaults to 1.0.
+    #[must_use]
+    pub fn sample_success(mut self, rate: f64) -> Self {
+        self.sample_success = if rate.is_nan() {
+            1.0
+        } else {
+            rate.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// Also log a `request started` line when a request arrives. Off by
+    /// default.
+    #[must_use]
+    pub fn log_start(mut self, on: bool) -> Self {
+        self.log_start = on;
+        self
+    }
+
+    /// The levels for 2xx/3xx, 4xx and 5xx responses. Defaults to INFO,
+    /// WARN, ERROR.
+    #[must_use]
+    pub fn levels(mut self, success: Level, client_error: Level, server_error: Level) -> Self {
+        self.levels = [success, client_error, server_error];
+        self
+    }
+
+    /// Log the query string with the path (sensitive parameters masked).
+    /// Off by default.
+    #[must_use]
+    pub fn include_query(mut self, on: bool) -> Self {
+        self.include_query = on;
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-For` and `Forwarded` headers are
+    /// believed. The client ip is the peer address unless the peer is one
+    /// of these; then it is the nearest untrusted address those headers
+    /// name. Empty by default: the headers are ignored.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect::<Vec<_>>().into();
+        self
+    }
+
+    /// Request headers to include, as one `headers` field. Off by default;
+    /// credentials (`authorization`, `cookie`, `x-api-key`, ...) are always
+    /// masked, however they are spelled or repeated.
+    #[must_use]
+    pub fn log_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.headers = headers.into_iter().collect();
+        self
+    }
+
+    fn skipped(&self, path: &str) -> bool {
+        self.skip_exact.iter().any(|p| p == path)
+            || self
+                .skip_prefix
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
+    }
+
+    /// What the access line needs from the request, taken when it arrives.
+    pub(crate) fn start<B>(&self, req: &Request<B>, redaction: &Redaction) -> Option<Box<Record>> {
+        if !self.enabled {
+            return None;
+        }
+        let uri = req.uri();
+        let raw_path = uri.path();
+        let skipped = self.skipped(raw_path);
+        let path = match (self.include_query, uri.query()) {
+            (true, Some(q)) => redact_url(redaction, &format!("{raw_path}?{q}")).into_owned(),
+            _ => raw_path.to_owned(),
+        };
+        let headers = req.headers();
+        let record = Record {
+            start: Instant::now(),
+            method: req.method().as_str().to_owned(),
+            path,
+            route: matched_path(req),
+            user_agent: headers
+                .get(http::header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            client_ip: client_ip(req, &self.trusted_proxies),
+            headers: self.header_text(headers, redaction),
+            status: None,
+            bytes_out: 0,
+            skipped,
+            config: self.clone(),
+            done: false,
+            reason: None,
+        };
+        if self.log_start {
+            tracing::info!(
+                target: ACCESS_TARGET,
+                method = %record.method,
+                path = %record.path,
+                "request started"
+            );
+        }
+        Some(Box::new(record))
+    }
+
+    fn header_text(&self, headers: &HeaderMap, redaction: &Redaction) -> Option<String> {
+        if self.headers.is_empty() {
+            return None;
+        }
+        let mut text = String::new();
+        for name in &self.headers {
+            for value in headers.get_all(name) {
+                if !text.is_empty() {
+                    text.push_str(", ");
+                }
+                text.push_str(name.as_str());
+                text.push_str(": ");
+                if redaction.is_secret_header(name) {
+                    text.push_str(MASK);
+                } else {
+                    text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                }
+            }
+        }
+        Some(text)
+    }
+}
+
+#[cfg(feature = "axum")]
+fn matched_path<B>(req: &Request<B>) -> Option<String> {
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+}
+
+#[cfg(not(feature = "axum"))]
+fn matched_path<B>(_req: &Request<B>) -> Option<String> {
+    None
+}
+
+fn peer_addr<B>(req: &Request<B>) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(info.0.ip());
+    }
+    req.extensions().get::<SocketAddr>().map(SocketAddr::ip)
+}
+
+/// The peer address, or, behind trusted proxies, the nearest untrusted
+/// address in `Forwarded` / `X-Forwarded-For` (read right to left).
+fn client_ip<B>(req: &Request<B>, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = peer_addr(req)?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for value in req.headers().get_all(http::header::FORWARDED) {
+        let Ok(text) = value.to_str() else { continue };
+        for element in text.split(',') {
+            for pair in element.split(';') {
+                let pair = pair.trim();
+                if pair.len() > 4 && pair[..4].eq_ignore_ascii_case("for=") {
+                    if let Some(ip) = parse_forwarded_ip(&pair[4..]) {
+                        hops.push(ip);
+                    }
+                }
+            }
+        }
+    }
+    if hops.is_empty() {
+        for value in req.headers().get_all("x-forwarded-for") {
+            let Ok(text) = value.to_str() else { continue };
+            hops.extend(
+                text.split(',')
+                    .filter_map(|s| s.trim().parse::<IpAddr>().ok()),
+            );
+        }
+    }
+    Some(
+        hops.iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .copied()
+            .unwrap_or(peer),
+    )
+}
+
+fn parse_forwarded_ip(value: &str) -> Option<IpAddr> {
+    let v = value.trim().trim_matches('"');
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    if let Ok(ip) = v.parse() {
+        return Some(ip);
+    }
+    // ipv4:port
+    v.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok())
+}
+
+/// One request's access line in the making.
+pub(crate) struct Record {
+    start: Instant,
+    method: String,
+    path: String,
+    route: Option<String>,
+    user_agent: Option<String>,
+    client_ip: Option<IpAddr>,
+    headers: Option<String>,
+    pub(crate) status: Option<u16>,
+    pub(crate) bytes_out: u64,
+    skipped: bool,
+    config: AccessLog,
+    done: bool,
+    /// Why the request ended abnormally, when known before the body ends.
+    reason: Option<&'static str>,
+}
+
+macro_rules! at_level {
+    ($level:expr, $($args:tt)*) => {
+        match $level {
+            Level::ERROR => tracing::error!(target: ACCESS_TARGET, $($args)*),
+            Level::WARN => tracing::warn!(target: ACCESS_TARGET, $($args)*),
+            Level::INFO => tracing::info!(target: ACCESS_TARGET, $($args)*),
+            Level::DEBUG => tracing::debug!(target: ACCESS_TARGET, $($args)*),
+            Level::TRACE => tracing::trace!(target: ACCESS_TARGET, $($args)*),
+        }
+    };
+}
+
+impl Record {
+    /// Records why the request ended abnormally (e.g. a caught panic whose
+    /// 500 is still to be sent).
+    pub(crate) fn set_reason(&mut self, reason: &'static str) {
+        self.reason = Some(reason);
+    }
+
+    /// Writes the access line, once. `reason` is `None` for a normal end.
+    /// Must run inside the request context so the line carries the id.
+    pub(crate) fn finish(&mut self, reason: Option<&'static str>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let reason = self.reason.or(reason);
+        let status = self.status;
+        let failed = reason.is_some() || status.is_none_or(|s| s >= 400);
+        if !failed {
+            if self.skipped {
+                return;
+            }
+            let rate = self.config.sample_success;
+            if rate < 1.0 && fastrand::f64() >= rate {
+                return;
+            }
+        }
+        let [ok, client, server] = self.config.levels;
+        let level = match (reason, status) {
+            (Some("client_disconnect" | "cancelled"), _) => Level::WARN,
+            (Some(_), _) => Level::ERROR,
+            (None, Some(s)) if s >= 500 => server,
+            (None, Some(s)) if s >= 400 => client,
+            _ => ok,
+        };
+        let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let latency_ms = (latency_ms * 1000.0).round() / 1000.0;
+        at_level!(
+            level,
+            method = %self.method,
+            path = %self.path,
+            route = self.route.as_deref(),
+            status,
+            latency_ms,
+            bytes_out = self.bytes_out,
+            client_ip = self.client_ip.map(tracing::field::display),
+            user_agent = self.user_agent.as_deref(),
+            headers = self.headers.as_deref(),
+            reason,
+            "request finished"
+        );
+    }
+}

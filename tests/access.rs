@@ -1,0 +1,360 @@
+//! The access log over a real server: its fields, levels, skip lists,
+//! sampling, query and header redaction, trusted proxies, and exactly one
+//! line with a reason for every way a request can end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use common::{client_runtime, get_request, str_field, RawConn, TestServer};
+use corrlog::middleware::AccessLog;
+use corrlog::CorrlogLayer;
+use serde_json::Value;
+
+fn routes() -> Router {
+    Router::new()
+        .route("/orders/{id}", get(|| async { "order" }))
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/health/deep",
+            get(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+        )
+        .route(
+            "/boom",
+            get(|| async { panic!("access boom") as &'static str }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                "late"
+            }),
+        )
+        .route("/forever", get(|| async { Body::new(Forever) }))
+        .route(
+            "/broken",
+            get(|| async { Body::new(Broken { sent: false }) }),
+        )
+}
+
+/// An endless body.
+struct Forever;
+impl http_body::Body for Forever {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![
+            b'x';
+            64 * 1024
+        ])))))
+    }
+}
+
+/// A body that fails after one chunk.
+struct Broken {
+    sent: bool,
+}
+impl http_body::Body for Broken {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        if self.sent {
+            return Poll::Ready(Some(Err(std::io::Error::other("disk read failed"))));
+        }
+        self.sent = true;
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            b"part",
+        )))))
+    }
+}
+
+fn server(access: AccessLog) -> TestServer {
+    TestServer::start_with_connect_info(2, routes().layer(CorrlogLayer::new().access_log(access)))
+}
+
+fn send(server: &TestServer, path: &str, headers: &[&[u8]]) -> common::RawResponse {
+    client_runtime().block_on(async {
+        let mut conn = RawConn::connect(server.addr).await;
+        conn.send(&get_request(path, headers)).await;
+        conn.read_response().await
+    })
+}
+
+fn access_lines(server: &TestServer) -> Vec<Value> {
+    // Access lines are written when the body ends: give the server a moment.
+    std::thread::sleep(Duration::from_millis(100));
+    server
+        .lines()
+        .into_iter()
+        .filter(|l| str_field(l, "logger") == Some("corrlog::access"))
+        .collect()
+}
+
+fn access_for<'a>(lines: &'a [Value], id: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|l| str_field(l, "request_id") == Some(id))
+        .collect()
+}
+
+#[test]
+fn one_line_per_request_with_the_fields() {
+    let server = server(AccessLog::default());
+    let res = send(
+        &server,
+        "/orders/42?token=secret&page=2",
+        &[b"x-request-id: acc-1", b"user-agent: curl/8.5.0"],
+    );
+    assert_eq!(res.status, 200);
+    let lines = access_lines(&server);
+    let mine = access_for(&lines, "acc-1");
+    assert_eq!(mine.len(), 1);
+    let line = mine[0];
+    assert_eq!(line["message"], "request finished");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/orders/42", "no query string by default");
+    assert_eq!(line["route"], "/orders/{id}");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["bytes_out"], 5);
+    assert_eq!(line["client_ip"], "127.0.0.1");
+    assert_eq!(line["user_agent"], "curl/8.5.0");
+    assert!(line["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(line.get("reason").is_none());
+}
+
+#[test]
+fn levels_follow_the_status() {
+    let server = server(AccessLog::default());
+    send(&server, "/orders/1", &[b"x-request-id: lvl-200"]);
+    send(&server, "/nope", &[b"x-request-id: lvl-404"]);
+    send(&server, "/health/deep", &[b"x-request-id: lvl-503"]);
+    let lines = access_lines(&server);
+    assert_eq!(access_for(&lines, "lvl-200")[0]["level"], "INFO");
+    assert_eq!(access_for(&lines, "lvl-404")[0]["level"], "WARN");
+    let line = access_for(&lines, "lvl-503")[0];
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["status"], 503);
+}
+
+#[test]
+fn skipped_paths_echo_the_id_and_still_log_failures() {
+    let server = server(
+        AccessLog::default()
+            .skip_path("/health")
+            .skip_prefix("/health/"),
+    );
+    let ok = send(&server, "/health", &[b"x-request-id: skip-ok"]);
+    assert_eq!(ok.header("x-request-id").as_deref(), Some("skip-ok"));
+    let failing = send(&server, "/health/deep", &[b"x-request-id: skip-fail"]);
+    assert_eq!(failing.header("x-request-id").as_deref(), Some("skip-fail"));
+    send(&server, "/orders/1", &[b"x-request-id: not-skipped"]);
+    let lines = access_lines(&server);
+    assert!(access_for(&lines, "skip-ok").is_empty());
+    assert_eq!(access_for(&lines, "skip-fail").len(), 1);
+    assert_eq!(access_for(&lines, "not-skipped").len(), 1);
+}
+
+#[test]
+fn sampling_drops_only_successes_and_start_lines_are_optional() {
+    let server = server(AccessLog::default().sample_success(0.0).log_start(true));
+    for i in 0..20 {
+        send(
+            &server,
+            "/orders/1",
+            &[format!("x-request-id: ok-{i}").as_bytes()],
+        );
+    }
+    send(&server, "/nope", &[b"x-request-id: sampled-404"]);
+    let lines = access_lines(&server);
+    let finished: Vec<_> = lines
+        .iter()
+        .filter(|l| str_field(l, "message") == Some("request finished"))
+        .collect();
+    assert_eq!(finished.len(), 1, "only the 404 is logged");
+    assert_eq!(finished[0]["request_id"], "sampled-404");
+    let started = lines
+        .iter()
+        .filter(|l| str_field(l, "message") == Some("request started"))
+        .count();
+    assert_eq!(started, 21);
+}
+
+#[test]
+fn query_strings_and_headers_are_redacted() {
+    let access = AccessLog::default().include_query(true).log_headers([
+        axum::http::header::ACCEPT,
+        axum::http::header::AUTHORIZATION,
+        axum::http::header::COOKIE,
+    ]);
+    let server = server(access);
+    send(
+        &server,
+        "/orders/7?access_token=tok123&page=2",
+        &[
+            b"x-request-id: red-1",
+            b"Accept: text/plain",
+            b"AUTHORIZATION: Bearer abc.def",
+            b"authorization: Basic Ym9iOnB3",
+            b"Cookie: session=s3cr3t",
+        ],
+    );
+    let lines = access_lines(&server);
+    let line = access_for(&lines, "red-1")[0];
+    assert_eq!(line["path"], "/orders/7?access_token=[REDACTED]&page=2");
+    let headers = line["headers"].as_str().unwrap();
+    assert_eq!(
+        headers,
+        "accept: text/plain, authorization: [REDACTED], authorization: [REDACTED], cookie: [REDACTED]"
+    );
+    let raw = String::from_utf8_lossy(&server.capture.bytes()).into_owned();
+    for secret in ["tok123", "abc.def", "Ym9iOnB3", "s3cr3t"] {
+        assert!(!raw.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn forwarded_headers_count_only_from_trusted_proxies() {
+    let untrusted = server(AccessLog::default());
+    send(
+        &untrusted,
+        "/orders/1",
+        &[b"x-request-id: xff-1", b"x-forwarded-for: 203.0.113.9"],
+    );
+    let lines = access_lines(&untrusted);
+    assert_eq!(access_for(&lines, "xff-1")[0]["client_ip"], "127.0.0.1");
+
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    let trusted =
+        server(AccessLog::default().trusted_proxies([loopback, "10.0.0.2".parse().unwrap()]));
+    send(
+        &trusted,
+        "/orders/1",
+        &[
+            b"x-request-id: xff-2",
+            b"x-forwarded-for: 198.51.100.1, 203.0.113.9, 10.0.0.2",
+        ],
+    );
+    send(
+        &trusted,
+        "/orders/1",
+        &[
+            b"x-request-id: fwd-1",
+            b"forwarded: for=\"[2001:db8::7]:443\";proto=https",
+        ],
+    );
+    let lines = access_lines(&trusted);
+    assert_eq!(access_for(&lines, "xff-2")[0]["client_ip"], "203.0.113.9");
+    assert_eq!(access_for(&lines, "fwd-1")[0]["client_ip"], "2001:db8::7");
+}
+
+#[test]
+fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
+    let app = routes()
+        .route(
+            "/timeout",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "never"
+            }),
+        )
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(100),
+        ))
+        .layer(CorrlogLayer::new());
+    let server = TestServer::start_with_connect_info(2, app);
+    let rt = client_runtime();
+
+    // A panic: a 500 with the id, the panic at ERROR, one access line.
+    let res = send(&server, "/boom", &[b"x-request-id: end-panic"]);
+    assert_eq!(res.status, 500);
+    assert_eq!(res.header("x-request-id").as_deref(), Some("end-panic"));
+    // A body that fails midway.
+    rt.block_on(async {
+        let mut conn = RawConn::connect(server.addr).await;
+        conn.send(&get_request("/broken", &[b"x-request-id: end-body-error"]))
+            .await;
+        let mut buf = [0u8; 1024];
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::io::AsyncReadExt::read(&mut conn.stream, &mut buf),
+        )
+        .await;
+    });
+    // The client goes away while the body streams.
+    rt.block_on(async {
+        let mut conn = RawConn::connect(server.addr).await;
+        conn.send(&get_request("/forever", &[b"x-request-id: end-disconnect"]))
+            .await;
+        let mut buf = vec![0u8; 256 * 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut conn.stream, &mut buf).await;
+        drop(conn);
+    });
+    // The client goes away before the response.
+    rt.block_on(async {
+        let mut conn = RawConn::connect(server.addr).await;
+        conn.send(&get_request("/slow", &[b"x-request-id: end-cancelled"]))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(conn);
+    });
+    // A timeout inside the layer: a 408 that still carries the id.
+    let res = send(&server, "/timeout", &[b"x-request-id: end-timeout"]);
+    assert_eq!(res.status, 408);
+    assert_eq!(res.header("x-request-id").as_deref(), Some("end-timeout"));
+
+    std::thread::sleep(Duration::from_millis(2500));
+    let lines = access_lines(&server);
+    let expect = [
+        ("end-panic", Some("panic"), "ERROR", Some(500u64)),
+        ("end-body-error", Some("body_error"), "ERROR", Some(200)),
+        (
+            "end-disconnect",
+            Some("client_disconnect"),
+            "WARN",
+            Some(200),
+        ),
+        ("end-cancelled", Some("cancelled"), "WARN", None),
+        ("end-timeout", None, "WARN", Some(408)),
+    ];
+    for (id, reason, level, status) in expect {
+        let mine = access_for(&lines, id);
+        assert_eq!(mine.len(), 1, "{id}: {mine:#?}");
+        assert_eq!(str_field(mine[0], "reason"), reason, "{id}");
+        assert_eq!(mine[0]["level"], level, "{id}");
+        assert_eq!(mine[0]["status"].as_u64(), status, "{id}");
+    }
+    let all = server.lines();
+    let panic_line = all
+        .iter()
+        .find(|l| {
+            str_field(l, "request_id") == Some("end-panic")
+                && str_field(l, "message") == Some("request handler panicked")
+        })
+        .unwrap();
+    assert_eq!(panic_line["panic"], "access boom");
+}
+
+#[test]
+fn the_access_log_can_be_turned_off() {
+    let server = TestServer::start(2, routes().layer(CorrlogLayer::new().no_access_log()));
+    let res = send(&server, "/orders/1", &[b"x-request-id: off-1"]);
+    assert_eq!(res.header("x-request-id").as_deref(), Some("off-1"));
+    assert!(access_lines(&server).is_empty());
+}
