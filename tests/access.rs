@@ -265,7 +265,7 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
 
 #[test]
 fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
-    let app = routes()
+    let timeout = Router::new()
         .route(
             "/timeout",
             get(|| async {
@@ -276,8 +276,8 @@ fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(100),
-        ))
-        .layer(CorrlogLayer::new());
+        ));
+    let app = routes().merge(timeout).layer(CorrlogLayer::new());
     let server = TestServer::start_with_connect_info(2, app);
     let rt = client_runtime();
 
@@ -336,7 +336,7 @@ fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
     for (id, reason, level, status) in expect {
         let mine = access_for(&lines, id);
         assert_eq!(mine.len(), 1, "{id}: {mine:#?}");
-        assert_eq!(str_field(mine[0], "reason"), reason, "{id}");
+        assert_eq!(str_field(mine[0], "reason"), reason, "{id}: {}", mine[0]);
         assert_eq!(mine[0]["level"], level, "{id}");
         assert_eq!(mine[0]["status"].as_u64(), status, "{id}");
     }

@@ -6,10 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderName, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use tracing::Level;
 
-use crate::redact::{redact_url, Redaction, MASK};
+use crate::redact::{Redaction, MASK};
 
 /// The target (logger name) of access lines: filter them with
 /// `corrlog::access=warn` and the like.
@@ -182,40 +182,36 @@ impl AccessLog {
     }
 
     /// What the access line needs from the request, taken when it arrives.
-    pub(crate) fn start<B>(&self, req: &Request<B>, redaction: &Redaction) -> Option<Box<Record>> {
-        if !self.enabled {
+    /// Cheap: reference-counted clones of the method, URI, matched route
+    /// and user agent; text is only made when the line is written.
+    pub(crate) fn start<B>(config: &Arc<super::Config>, req: &Request<B>) -> Option<Box<Record>> {
+        let access = &config.access;
+        if !access.enabled {
             return None;
         }
-        let uri = req.uri();
-        let raw_path = uri.path();
-        let skipped = self.skipped(raw_path);
-        let path = match (self.include_query, uri.query()) {
-            (true, Some(q)) => redact_url(redaction, &format!("{raw_path}?{q}")).into_owned(),
-            _ => raw_path.to_owned(),
-        };
+        let uri = req.uri().clone();
+        let skipped = access.skipped(uri.path());
         let headers = req.headers();
         let record = Record {
             start: Instant::now(),
-            method: req.method().as_str().to_owned(),
-            path,
+            method: req.method().clone(),
+            uri,
             route: matched_path(req),
-            user_agent: headers
-                .get(http::header::USER_AGENT)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-            client_ip: client_ip(req, &self.trusted_proxies),
-            headers: self.header_text(headers, redaction),
+            user_agent: headers.get(http::header::USER_AGENT).cloned(),
+            client_ip: client_ip(req, &access.trusted_proxies),
+            headers: access.header_text(headers, &config.redaction),
             status: None,
             bytes_out: 0,
             skipped,
-            config: self.clone(),
+            config: config.clone(),
             done: false,
             reason: None,
         };
-        if self.log_start {
+        if access.log_start {
             tracing::info!(
                 target: ACCESS_TARGET,
-                method = %record.method,
-                path = %record.path,
+                method = record.method.as_str(),
+                path = record.uri.path(),
                 "request started"
             );
         }
@@ -246,15 +242,28 @@ impl AccessLog {
 }
 
 #[cfg(feature = "axum")]
-fn matched_path<B>(req: &Request<B>) -> Option<String> {
-    req.extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_owned())
+type Route = axum::extract::MatchedPath;
+#[cfg(not(feature = "axum"))]
+type Route = std::convert::Infallible;
+
+#[cfg(feature = "axum")]
+fn matched_path<B>(req: &Request<B>) -> Option<Route> {
+    req.extensions().get::<Route>().cloned()
 }
 
 #[cfg(not(feature = "axum"))]
-fn matched_path<B>(_req: &Request<B>) -> Option<String> {
+fn matched_path<B>(_req: &Request<B>) -> Option<Route> {
     None
+}
+
+#[cfg(feature = "axum")]
+fn route_str(route: &Route) -> &str {
+    route.as_str()
+}
+
+#[cfg(not(feature = "axum"))]
+fn route_str(route: &Route) -> &str {
+    match *route {}
 }
 
 fn peer_addr<B>(req: &Request<B>) -> Option<IpAddr> {
@@ -322,16 +331,16 @@ fn parse_forwarded_ip(value: &str) -> Option<IpAddr> {
 /// One request's access line in the making.
 pub(crate) struct Record {
     start: Instant,
-    method: String,
-    path: String,
-    route: Option<String>,
-    user_agent: Option<String>,
+    method: Method,
+    uri: Uri,
+    route: Option<Route>,
+    user_agent: Option<HeaderValue>,
     client_ip: Option<IpAddr>,
     headers: Option<String>,
     pub(crate) status: Option<u16>,
     pub(crate) bytes_out: u64,
     skipped: bool,
-    config: AccessLog,
+    config: Arc<super::Config>,
     done: bool,
     /// Why the request ended abnormally, when known before the body ends.
     reason: Option<&'static str>,
@@ -369,12 +378,12 @@ impl Record {
             if self.skipped {
                 return;
             }
-            let rate = self.config.sample_success;
+            let rate = self.config.access.sample_success;
             if rate < 1.0 && fastrand::f64() >= rate {
                 return;
             }
         }
-        let [ok, client, server] = self.config.levels;
+        let [ok, client, server] = self.config.access.levels;
         let level = match (reason, status) {
             (Some("client_disconnect" | "cancelled"), _) => Level::WARN,
             (Some(_), _) => Level::ERROR,
@@ -384,16 +393,28 @@ impl Record {
         };
         let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         let latency_ms = (latency_ms * 1000.0).round() / 1000.0;
+        let with_query;
+        let path = match (self.config.access.include_query, self.uri.query()) {
+            (true, Some(query)) => {
+                with_query = format!("{}?{query}", self.uri.path());
+                with_query.as_str()
+            }
+            _ => self.uri.path(),
+        };
+        let user_agent = self
+            .user_agent
+            .as_ref()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
         at_level!(
             level,
-            method = %self.method,
-            path = %self.path,
-            route = self.route.as_deref(),
+            method = self.method.as_str(),
+            path,
+            route = self.route.as_ref().map(route_str),
             status,
             latency_ms,
             bytes_out = self.bytes_out,
             client_ip = self.client_ip.map(tracing::field::display),
-            user_agent = self.user_agent.as_deref(),
+            user_agent = user_agent.as_deref(),
             headers = self.headers.as_deref(),
             reason,
             "request finished"

@@ -14,9 +14,10 @@
 //!    carry the id too;
 //! 3. opens a `request` span (target `corrlog`) carrying the context, so
 //!    futures propagated with tracing's `in_current_span()` keep the id;
-//! 4. inserts the [`RequestId`] and the context into the
-//!    request's extensions, and replaces the incoming id headers with one
-//!    header holding the effective id;
+//! 4. inserts the [`RequestId`] into the request's extensions (read it
+//!    with the axum extractor, or anywhere with [`crate::request_id`]), and
+//!    replaces the incoming id headers with one header holding the
+//!    effective id;
 //! 5. sets the response header (default `x-request-id`) on **every**
 //!    response: handler errors, rejections, 404s, and panics, which are
 //!    caught, logged at ERROR with the panic message and turned into a
@@ -77,7 +78,7 @@ mod service;
 use std::fmt;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use tower_layer::Layer;
 
 use crate::id::{IdPolicy, MakeRequestId, RequestId, UuidV4};
@@ -219,16 +220,17 @@ impl<S> Layer<S> for CorrlogLayer {
 }
 
 impl Config {
-    /// The first valid incoming id. A header present more than once is
-    /// ambiguous and counts as invalid.
-    pub(crate) fn incoming_id(&self, headers: &HeaderMap) -> Option<RequestId> {
+    /// The first valid incoming id and its header value. A
+    /// header present more than once is ambiguous and counts as invalid.
+    pub(crate) fn incoming_id(&self, headers: &HeaderMap) -> Option<(RequestId, HeaderValue)> {
         self.headers.iter().find_map(|name| {
             let mut values = headers.get_all(name).iter();
             let first = values.next()?;
             if values.next().is_some() {
                 return None;
             }
-            self.policy.parse(first.as_bytes())
+            let id = self.policy.parse(first.as_bytes())?;
+            Some((id, first.clone()))
         })
     }
 }
@@ -263,13 +265,9 @@ mod tests {
     async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
         let header = req.headers().get_all("x-request-id").iter().count();
         let ext = req.extensions().get::<RequestId>().cloned();
-        let ctx = req
-            .extensions()
-            .get::<RequestContext>()
-            .map(|c| c.id().clone());
         let current = crate::request_id();
         assert_eq!(ext, current);
-        assert_eq!(ctx, current);
+        assert_eq!(RequestContext::current().map(|c| c.id().clone()), current);
         let text = format!(
             "{header} {}",
             current.map(|c| c.to_string()).unwrap_or_default()

@@ -9,7 +9,7 @@ use tower_service::Service;
 
 use super::body::CorrlogBody;
 use super::future::ResponseFuture;
-use super::Config;
+use super::{AccessLog, Config};
 use crate::context::RequestContext;
 use crate::layer::{REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
 
@@ -64,12 +64,14 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         let incoming = config.incoming_id(req.headers());
-        let (id, correlation) = if config.edge {
-            (config.make_id.make_request_id(), incoming)
-        } else {
-            match incoming {
-                Some(id) => (id, None),
-                None => (config.make_id.make_request_id(), None),
+        let trusted = !config.edge && incoming.is_some();
+        let (id, header_value, correlation) = match incoming {
+            // Reuse the incoming header value: no copy.
+            Some((id, value)) if trusted => (id, Some(value), None),
+            _ => {
+                let id = config.make_id.make_request_id();
+                let value = HeaderValue::from_str(id.as_str()).ok();
+                (id, value, incoming.map(|(id, _)| id))
             }
         };
         let ctx = RequestContext::new(id.clone());
@@ -78,16 +80,19 @@ where
         }
 
         // The inner service sees exactly one id header: the effective id.
-        let header_value = HeaderValue::from_str(id.as_str()).ok();
-        let headers = req.headers_mut();
-        for name in &config.headers {
-            headers.remove(name);
-        }
-        if let Some(value) = &header_value {
-            headers.insert(config.response_header.clone(), value.clone());
+        // Nothing to change when it already arrived that way.
+        let unchanged =
+            trusted && config.headers.len() == 1 && config.headers[0] == config.response_header;
+        if !unchanged {
+            let headers = req.headers_mut();
+            for name in &config.headers {
+                headers.remove(name);
+            }
+            if let Some(value) = &header_value {
+                headers.insert(config.response_header.clone(), value.clone());
+            }
         }
         req.extensions_mut().insert(id);
-        req.extensions_mut().insert(ctx.clone());
 
         // Created inside the context so the JSON layer can attach it to the
         // span (see `SpanRequest` in the layer).
@@ -101,7 +106,7 @@ where
         let inner = &mut self.inner;
         let (access, called) = ctx.clone().run(|| {
             span.in_scope(|| {
-                let access = config.access.start(&req, &config.redaction);
+                let access = AccessLog::start(&self.config, &req);
                 (access, catch_unwind(AssertUnwindSafe(|| inner.call(req))))
             })
         });

@@ -1,0 +1,198 @@
+//! Middleware overhead under load: bare axum, axum + tower-http request-id
+//! + TraceLayer + `fmt().json()` to a file, and axum + corrlog (validated
+//! id, context, access line through the pipeline to a file), loaded by
+//! `wrk` on loopback in alternating runs; prints requests/s and p99 with
+//! ratios against bare axum.
+//!
+//! Needs `wrk` (`apt-get install wrk`). Run with `cargo bench --bench
+//! http`; `ROUNDS` (default 5) and `SECONDS` (default 5) per run,
+//! `CONNECTIONS` (default 64).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use corrlog::pipeline::Pipeline;
+use corrlog::rolling::RollingFile;
+use corrlog::{CorrlogLayer, LogLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use tracing_subscriber::layer::SubscriberExt;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn hello() -> Router {
+    Router::new().route("/", get(|| async { "hello" }))
+}
+
+struct Stack {
+    name: &'static str,
+    addr: SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+    rps: Vec<f64>,
+    p99_ms: Vec<f64>,
+}
+
+fn serve(name: &'static str, dispatch: tracing::Dispatch, app: Router) -> Stack {
+    let runtime = corrlog::testing::runtime_with(dispatch, 2);
+    let addr = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    });
+    Stack {
+        name,
+        addr,
+        _runtime: runtime,
+        rps: Vec::new(),
+        p99_ms: Vec::new(),
+    }
+}
+
+/// Runs wrk; returns (requests/s, p99 in ms).
+fn wrk(addr: SocketAddr, seconds: u64, connections: u64) -> (f64, f64) {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            &format!("http://{addr}/"),
+        ])
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| parse_duration_ms(v.trim()))
+        .unwrap_or(f64::NAN);
+    (rps, p99)
+}
+
+fn parse_duration_ms(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed: apt-get install wrk, then run this again");
+        return;
+    }
+    let rounds = env_num("ROUNDS", 5);
+    let seconds = env_num("SECONDS", 5);
+    let connections = env_num("CONNECTIONS", 64);
+    let dir = std::env::temp_dir().join(format!("corrlog-http-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let bare = serve("bare axum", tracing::Dispatch::none(), hello());
+
+    let file = std::fs::File::create(dir.join("tower-http.log")).unwrap();
+    let (writer, _nb_guard) = tracing_appender::non_blocking(file);
+    let fmt_dispatch = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .json()
+            .with_max_level(Level::INFO)
+            .with_writer(writer)
+            .finish(),
+    );
+    let tower_app = hello()
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    let tower = serve("tower-http id+trace+fmt.json", fmt_dispatch, tower_app);
+
+    let file = RollingFile::builder(dir.join("corrlog.log"))
+        .open()
+        .unwrap();
+    let (pipeline, guard) = Pipeline::builder(file).flush_on_panic(false).start();
+    let corrlog_dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
+    let corrlog = serve(
+        "corrlog",
+        corrlog_dispatch,
+        hello().layer(CorrlogLayer::new()),
+    );
+
+    let mut stacks = vec![bare, tower, corrlog];
+    // ONLY=name keeps bare axum and the stacks whose names contain it
+    // (e.g. to profile one).
+    if let Ok(only) = std::env::var("ONLY") {
+        stacks.retain(|s| s.name == "bare axum" || s.name.contains(only.as_str()));
+    }
+    // Warm-up.
+    for s in &stacks {
+        wrk(s.addr, 1, connections);
+    }
+    for round in 0..rounds {
+        for s in stacks.iter_mut() {
+            let (rps, p99) = wrk(s.addr, seconds, connections);
+            s.rps.push(rps);
+            s.p99_ms.push(p99);
+            eprintln!(
+                "round {round}: {:<30} {rps:>10.0} req/s  p99 {p99:.2} ms",
+                s.name
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let bare_rps = median(&mut stacks[0].rps.clone());
+    let bare_p99 = median(&mut stacks[0].p99_ms.clone());
+    println!(
+        "wrk -t2 -c{connections} -d{seconds}s, median of {rounds} alternating runs, 2 server workers"
+    );
+    println!(
+        "{:<32} {:>10} {:>9} {:>10} {:>9}",
+        "stack", "req/s", "x bare", "p99 ms", "x bare"
+    );
+    for s in stacks.iter_mut() {
+        let rps = median(&mut s.rps);
+        let p99 = median(&mut s.p99_ms);
+        println!(
+            "{:<32} {rps:>10.0} {:>9.3} {p99:>10.2} {:>9.2}",
+            s.name,
+            rps / bare_rps,
+            p99 / bare_p99
+        );
+    }
+    let report = guard.shutdown(Duration::from_secs(10));
+    println!(
+        "corrlog pipeline: {} lines written, {} dropped",
+        report.stats.written, report.stats.dropped
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
