@@ -1,8 +1,8 @@
-//! Middleware overhead under load: bare axum, axum + tower-http request-id
-//! + TraceLayer + `fmt().json()` to a file, and axum + corrlog (validated
-//! id, context, access line through the pipeline to a file), loaded by
-//! `wrk` on loopback in alternating runs; prints requests/s and p99 with
-//! ratios against bare axum.
+//! Middleware overhead under load, loaded by `wrk` on loopback in
+//! alternating runs; prints requests/s and p99 with ratios against bare
+//! axum. The stacks: bare axum; axum with tower-http's request-id layers,
+//! `TraceLayer` and `fmt().json()` to a file; axum with corrlog (validated
+//! id, context, access line through the pipeline to a file).
 //!
 //! Needs `wrk` (`apt-get install wrk`). Run with `cargo bench --bench
 //! http`; `ROUNDS` (default 5) and `SECONDS` (default 5) per run,
