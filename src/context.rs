@@ -42,8 +42,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::encoder;
+use http::HeaderName;
+
 use crate::id::RequestId;
 use crate::redact::{Redaction, Verdict};
+use crate::trace_context::TraceContext;
 
 tokio::task_local! {
     static CURRENT: RequestContext;
@@ -61,6 +64,9 @@ pub struct RequestContext {
 
 struct Inner {
     id: RequestId,
+    trace: Option<TraceContext>,
+    /// The header the id travels in, on the way in and out.
+    header: HeaderName,
     fields: Mutex<Vec<BoundField>>,
 }
 
@@ -105,6 +111,10 @@ impl fmt::Debug for RequestContext {
         let fields = self.fields();
         let mut map = f.debug_map();
         map.entry(&"request_id", &self.inner.id.as_str());
+        if let Some(trace) = &self.inner.trace {
+            map.entry(&"trace_id", &trace.trace_id_hex());
+            map.entry(&"span_id", &trace.span_id_hex());
+        }
         for field in fields.iter() {
             map.entry(&field.key, &field.json);
         }
@@ -119,12 +129,30 @@ impl RequestContext {
     /// not an HTTP request (a queue message, a cron job) and run it with
     /// [`RequestContext::scope`] or [`RequestContext::run`].
     pub fn new(id: RequestId) -> Self {
+        RequestContext::with_trace(id, None, crate::middleware::X_REQUEST_ID)
+    }
+
+    /// A context that also carries a place in a trace (see
+    /// [`crate::trace_context`]) and the header name its id travels in.
+    pub fn with_trace(id: RequestId, trace: Option<TraceContext>, header: HeaderName) -> Self {
         RequestContext {
             inner: Arc::new(Inner {
                 id,
+                trace,
+                header,
                 fields: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// The request's place in a trace, if it has one.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.inner.trace.as_ref()
+    }
+
+    /// The header name the id travels in (`x-request-id` by default).
+    pub fn header_name(&self) -> &HeaderName {
+        &self.inner.header
     }
 
     /// The context of the request the current task is serving, if any.

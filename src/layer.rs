@@ -3,7 +3,7 @@
 //! # Line schema
 //!
 //! ```text
-//! {"timestamp":"2026-01-21T10:30:00.123Z","level":"INFO","message":"...","logger":"orders","request_id":"...", <bound fields>, <span fields>, <event fields>}
+//! {"timestamp":"2026-01-21T10:30:00.123Z","level":"INFO","message":"...","logger":"orders","request_id":"...","trace_id":"...","span_id":"...", <bound fields>, <span fields>, <event fields>}
 //! ```
 //!
 //! | key | value |
@@ -13,6 +13,7 @@
 //! | `message` | the event's message (`""` when it has none) |
 //! | `logger` | the event's target: the module path, or `target: "orders"` |
 //! | `request_id` | the current request's id; **omitted** outside a request |
+//! | `trace_id`, `span_id` | the request's W3C trace id and this hop's span id (see [`crate::trace_context`]); omitted when the context has no trace |
 //! | bound fields | fields bound with [`crate::bind`] during the request |
 //! | span fields | fields of every enclosing span, innermost span first |
 //! | event fields | the event's own fields |
@@ -26,8 +27,8 @@
 //!   over a span field, an inner span over an outer one, any of them over a
 //!   bound field. Each key is written once.
 //! - A user field named like a reserved key (`timestamp`, `level`,
-//!   `message`, `logger`, `request_id`) is written as `fields.<name>`, so
-//!   it can never overwrite them.
+//!   `message`, `logger`, `request_id`, `trace_id`, `span_id`) is written
+//!   as `fields.<name>`, so it can never overwrite them.
 //! - Each line is valid JSON whatever the input: strings are escaped, and
 //!   control, bidi and separator characters are written as `\uXXXX`. If a
 //!   field's `Debug` impl panics, a line saying so is written instead and
@@ -69,6 +70,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::context::RequestContext;
 use crate::encoder::{self, FieldVisitor, Style, TimestampCache, DIM, RESET};
 use crate::redact::{redact_url, Redaction, Verdict};
+use crate::trace_context::write_hex;
 use crate::writer::{Sink, Stdout};
 
 /// The target and name of the span the middleware opens per request.
@@ -442,10 +444,23 @@ impl<W: Sink> LogLayer<W> {
                 Style::Json => {
                     line.extend_from_slice(b",\"request_id\":");
                     encoder::write_str(line, rc.id().as_str());
+                    if let Some(trace) = rc.trace() {
+                        line.extend_from_slice(b",\"trace_id\":\"");
+                        write_hex(line, &trace.trace_id);
+                        line.extend_from_slice(b"\",\"span_id\":\"");
+                        write_hex(line, &trace.span_id);
+                        line.push(b'"');
+                    }
                 }
                 Style::Pretty { .. } => {
                     line.extend_from_slice(b" request_id=");
                     encoder::escape_into(line, rc.id().as_str());
+                    if let Some(trace) = rc.trace() {
+                        line.extend_from_slice(b" trace_id=");
+                        write_hex(line, &trace.trace_id);
+                        line.extend_from_slice(b" span_id=");
+                        write_hex(line, &trace.span_id);
+                    }
                 }
             }
             for field in rc.fields().iter() {

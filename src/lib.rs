@@ -85,10 +85,12 @@ pub mod id;
 pub mod layer;
 pub mod middleware;
 pub mod pipeline;
+pub mod propagate;
 pub mod redact;
 pub mod rolling;
 pub mod task;
 pub mod testing;
+pub mod trace_context;
 pub mod writer;
 
 pub use builder::{builder, Format, Logging, Output, Preset};

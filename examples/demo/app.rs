@@ -14,10 +14,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use corrlog::{CorrlogLayer, RequestId};
+use reqwest_middleware::ClientWithMiddleware;
 use serde::Serialize;
 
 /// Settings for the demo routes.
@@ -28,6 +31,44 @@ pub(crate) struct AppConfig {
     pub(crate) jitter_ms: u64,
 }
 
+/// The service `GET /orders/{id}` calls next, through a client that
+/// propagates the request id and `traceparent`.
+#[derive(Clone)]
+pub(crate) struct Downstream {
+    base_url: Arc<str>,
+    client: ClientWithMiddleware,
+}
+
+impl Downstream {
+    pub(crate) fn new(base_url: &str) -> Self {
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(corrlog::propagate::PropagateHeaders)
+            .build();
+        Downstream {
+            base_url: Arc::from(base_url.trim_end_matches('/')),
+            client,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    config: AppConfig,
+    downstream: Option<Downstream>,
+}
+
+impl FromRef<AppState> for AppConfig {
+    fn from_ref(state: &AppState) -> AppConfig {
+        state.config
+    }
+}
+
+impl FromRef<AppState> for Option<Downstream> {
+    fn from_ref(state: &AppState) -> Option<Downstream> {
+        state.downstream.clone()
+    }
+}
+
 /// The demo service, with the corrlog middleware.
 pub(crate) fn router(config: AppConfig) -> Router {
     routes(config).layer(CorrlogLayer::new())
@@ -35,12 +76,17 @@ pub(crate) fn router(config: AppConfig) -> Router {
 
 /// The demo routes without middleware, to layer differently in tests.
 pub(crate) fn routes(config: AppConfig) -> Router {
+    routes_with_downstream(config, None)
+}
+
+/// The demo routes; `GET /orders/{id}` also calls `downstream` when given.
+pub(crate) fn routes_with_downstream(config: AppConfig, downstream: Option<Downstream>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/orders/{order_id}", get(order))
         .route("/stream/{chunks}", get(stream))
         .route("/boom", get(boom))
-        .with_state(config)
+        .with_state(AppState { config, downstream })
 }
 
 async fn index() -> Json<serde_json::Value> {
@@ -61,11 +107,15 @@ pub(crate) struct Seen {
 struct OrderResponse {
     order_id: String,
     request_id: String,
+    trace_id: Option<String>,
     seen: Seen,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downstream: Option<serde_json::Value>,
 }
 
 async fn order(
     State(config): State<AppConfig>,
+    State(downstream): State<Option<Downstream>>,
     Path(order_id): Path<String>,
     request_id: RequestId,
 ) -> Json<OrderResponse> {
@@ -76,11 +126,40 @@ async fn order(
     pause(config).await;
     let mut seen = orders::get_order(config, order_id.clone()).await;
     seen.handler = handler;
+    let downstream = match downstream {
+        Some(d) => Some(call_downstream(&d, &order_id).await),
+        None => None,
+    };
+    let trace_id =
+        corrlog::RequestContext::current().and_then(|ctx| ctx.trace().map(|t| t.trace_id_hex()));
     Json(OrderResponse {
         order_id,
         request_id: request_id.to_string(),
+        trace_id,
         seen,
+        downstream,
     })
+}
+
+/// `GET {downstream}/orders/{id}`; the client adds `x-request-id` and
+/// `traceparent` from the current request.
+async fn call_downstream(downstream: &Downstream, order_id: &str) -> serde_json::Value {
+    let url = format!("{}/orders/{order_id}", downstream.base_url);
+    tracing::info!(target: "orders", %url, "calling downstream");
+    let result = match downstream.client.get(&url).send().await {
+        Ok(res) => res
+            .json::<serde_json::Value>()
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(target: "orders", %url, %error, "downstream call failed");
+            serde_json::json!({ "error": error })
+        }
+    }
 }
 
 /// The async service layer. Its lines use the logger name "orders".

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example demo -- --addr 127.0.0.1:3000
+//! cargo run --release --example demo -- --addr 127.0.0.1:3001 --downstream http://127.0.0.1:3000
 //! curl -i localhost:3000/orders/42
 //! curl -i -H 'x-request-id: my-trace-1' localhost:3000/
 //! curl -i localhost:3000/stream/3
@@ -21,31 +22,52 @@ use std::time::Duration;
 
 use corrlog::Preset;
 
-const USAGE: &str = "usage: demo [--addr HOST:PORT]   (default 127.0.0.1:3000)";
+const USAGE: &str = "usage: demo [--addr HOST:PORT] [--downstream URL]
+  --addr        where to listen (default 127.0.0.1:3000)
+  --downstream  base URL of a service that GET /orders/{id} also calls,
+                e.g. http://127.0.0.1:3001 (another demo instance)";
 
-fn parse_addr() -> Result<SocketAddr, String> {
+struct Args {
+    addr: SocketAddr,
+    downstream: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let mut addr = "127.0.0.1:3000".to_owned();
+    let mut downstream = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
                 addr = args
                     .next()
-                    .ok_or_else(|| format!("--addr needs a value\n{USAGE}"))?
+                    .ok_or_else(|| format!("--addr needs a value\n{USAGE}"))?;
+            }
+            "--downstream" => {
+                let url = args
+                    .next()
+                    .ok_or_else(|| format!("--downstream needs a URL\n{USAGE}"))?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!(
+                        "--downstream {url:?} is not an http(s) URL\n{USAGE}"
+                    ));
+                }
+                downstream = Some(url);
             }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    addr.parse().map_err(|e| {
+    let addr = addr.parse().map_err(|e| {
         format!("invalid --addr {addr:?}: {e}; expected HOST:PORT like 127.0.0.1:3000")
-    })
+    })?;
+    Ok(Args { addr, downstream })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = match parse_addr() {
-        Ok(addr) => addr,
+    let args = match parse_args() {
+        Ok(args) => args,
         Err(msg) => {
             eprintln!("{msg}");
             std::process::exit(2);
@@ -56,9 +78,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // for console output; see the builder docs for every override.
     let logging = corrlog::builder().preset(Preset::Production).init()?;
 
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(target: "demo", addr = %listener.local_addr()?, "listening");
-    let app = app::routes(app::AppConfig::default()).layer(logging.layer.clone());
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    tracing::info!(
+        target: "demo",
+        addr = %listener.local_addr()?,
+        downstream = args.downstream.as_deref(),
+        "listening"
+    );
+    let downstream = args.downstream.as_deref().map(app::Downstream::new);
+    let app = app::routes_with_downstream(app::AppConfig::default(), downstream)
+        .layer(logging.layer.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -109,6 +109,7 @@ pub(crate) struct Config {
     pub(crate) edge: bool,
     pub(crate) access: AccessLog,
     pub(crate) redaction: Redaction,
+    pub(crate) trace_context: bool,
 }
 
 impl fmt::Debug for CorrlogLayer {
@@ -142,6 +143,7 @@ impl CorrlogLayer {
                 edge: false,
                 access: AccessLog::default(),
                 redaction: Redaction::default(),
+                trace_context: true,
             }),
         }
     }
@@ -194,6 +196,15 @@ impl CorrlogLayer {
     /// Access log settings; see [`AccessLog`]. On by default.
     pub fn access_log(mut self, access: AccessLog) -> Self {
         self.config_mut().access = access;
+        self
+    }
+
+    /// W3C Trace Context: continue the caller's trace from a valid
+    /// `traceparent` (or start one) and put `trace_id` and `span_id` on
+    /// every line of the request. On by default; see
+    /// [`crate::trace_context`].
+    pub fn trace_context(mut self, on: bool) -> Self {
+        self.config_mut().trace_context = on;
         self
     }
 

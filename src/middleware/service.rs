@@ -12,6 +12,7 @@ use super::future::ResponseFuture;
 use super::{AccessLog, Config};
 use crate::context::RequestContext;
 use crate::layer::{REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
+use crate::trace_context::TraceContext;
 
 /// The service made by [`CorrlogLayer`](super::CorrlogLayer). See the
 /// [module docs](crate::middleware).
@@ -74,7 +75,10 @@ where
                 (id, value, incoming.map(|(id, _)| id))
             }
         };
-        let ctx = RequestContext::new(id.clone());
+        let trace = config
+            .trace_context
+            .then(|| TraceContext::from_headers(req.headers()));
+        let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
         if let Some(correlation) = &correlation {
             ctx.bind("correlation_id", correlation);
         }

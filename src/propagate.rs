@@ -1,0 +1,119 @@
+//! Outgoing propagation: the current request's id (and `traceparent`) on
+//! the calls the service makes, so one user action can be followed across
+//! services.
+//!
+//! [`inject`] fills any `http::HeaderMap` (hyper, tonic, any client); with
+//! the `reqwest` feature, [`PropagateHeaders`] does it for every request of
+//! a `reqwest_middleware` client. Outside a request nothing is added. The
+//! id travels in the header the service reads it from (`x-request-id` by
+//! default; see [`CorrlogLayer::response_header`](crate::CorrlogLayer::response_header)).
+//!
+//! ```
+//! use corrlog::{RequestContext, RequestId};
+//! use http::HeaderMap;
+//!
+//! let mut headers = HeaderMap::new();
+//! assert!(!corrlog::propagate::inject(&mut headers)); // not in a request
+//!
+//! RequestContext::new(RequestId::new("req-42").unwrap()).run(|| {
+//!     corrlog::propagate::inject(&mut headers);
+//! });
+//! assert_eq!(headers["x-request-id"], "req-42");
+//! ```
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::context::RequestContext;
+
+/// The W3C `traceparent` header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The W3C `tracestate` header.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// Adds the current request's propagation headers to `headers`: its id,
+/// and `traceparent` (and `tracestate`) when the request has a trace.
+/// Replaces values already there. Returns `false`, adding nothing, outside
+/// a request.
+pub fn inject(headers: &mut HeaderMap) -> bool {
+    match RequestContext::current() {
+        Some(ctx) => {
+            inject_from(&ctx, headers);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Like [`inject`], for a given context.
+pub fn inject_from(ctx: &RequestContext, headers: &mut HeaderMap) {
+    if let Ok(value) = HeaderValue::from_str(ctx.id().as_str()) {
+        headers.insert(ctx.header_name().clone(), value);
+    }
+    if let Some(trace) = ctx.trace() {
+        if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {
+            headers.insert(TRACEPARENT, value);
+        }
+        match trace.tracestate().map(HeaderValue::from_str) {
+            Some(Ok(value)) => {
+                headers.insert(TRACESTATE, value);
+            }
+            _ => {
+                headers.remove(TRACESTATE);
+            }
+        }
+    }
+}
+
+/// The current request's propagation headers, empty outside a request.
+pub fn headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    inject(&mut headers);
+    headers
+}
+
+#[cfg(feature = "reqwest")]
+pub use self::reqwest_support::PropagateHeaders;
+
+#[cfg(feature = "reqwest")]
+mod reqwest_support {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use http::Extensions;
+    use reqwest_middleware::{Middleware, Next, Result};
+
+    use crate::context::RequestContext;
+
+    /// A `reqwest_middleware` middleware that adds the current request's
+    /// id and `traceparent` to every outgoing request (feature `reqwest`).
+    ///
+    /// ```
+    /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    ///     .with(corrlog::propagate::PropagateHeaders)
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct PropagateHeaders;
+
+    impl Middleware for PropagateHeaders {
+        fn handle<'a, 'b, 'c, 'd>(
+            &'a self,
+            mut req: reqwest::Request,
+            extensions: &'b mut Extensions,
+            next: Next<'c>,
+        ) -> Pin<Box<dyn Future<Output = Result<reqwest::Response>> + Send + 'd>>
+        where
+            'a: 'd,
+            'b: 'd,
+            'c: 'd,
+            Self: 'd,
+        {
+            // Read the context now, on the caller's task.
+            if let Some(ctx) = RequestContext::current() {
+                super::inject_from(&ctx, req.headers_mut());
+            }
+            Box::pin(next.run(req, extensions))
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! W3C Trace Context: strict `traceparent` parsing and bounded
+//! `tracestate` pass-through.
+//!
+//! When a request brings a valid `traceparent`, the request continues that
+//! trace: same `trace_id`, and a new `span_id` for this hop. Otherwise a new
+//! trace starts. Every line of the request carries `trace_id` and `span_id`
+//! as top-level fields, and outgoing calls (see [`crate::propagate`]) carry
+//! `traceparent: 00-<trace_id>-<this hop's span_id>-<flags>`.
+//!
+//! Parsing follows the specification:
+//! - surrounding spaces and tabs are allowed;
+//! - version `00`: exactly `00-<32 hex>-<16 hex>-<2 hex>`, lowercase hex;
+//! - an all-zero trace id or parent id is invalid; version `ff` is invalid;
+//! - a later version is read by the version-00 rules on its first 55
+//!   characters, and anything after must start with `-`;
+//! - two `traceparent` headers are invalid.
+//!
+//! `tracestate` is passed on only with a valid `traceparent`, when it is at
+//! most 512 bytes of visible ASCII (several headers are joined with `,`).
+//!
+//! ```
+//! use corrlog::trace_context::TraceParent;
+//!
+//! let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+//! assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! assert!(tp.sampled());
+//! assert!(TraceParent::parse("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
+//! assert!(TraceParent::parse("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_none());
+//! ```
+
+use std::fmt;
+
+use http::HeaderMap;
+
+/// The longest `tracestate` passed on, in bytes.
+pub const MAX_TRACESTATE_BYTES: usize = 512;
+
+/// A parsed `traceparent`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceParent {
+    trace_id: [u8; 16],
+    parent_id: [u8; 8],
+    flags: u8,
+}
+
+impl fmt::Debug for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_header())
+    }
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn parse_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = hex_val(pair[0])? << 4 | hex_val(pair[1])?;
+    }
+    Some(out)
+}
+
+pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 0xf)]);
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    write_hex(&mut out, bytes);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+impl TraceParent {
+    /// Parses one header value; `None` if it is not valid.
+    pub fn parse(value: &str) -> Option<TraceParent> {
+        let v = value.trim_matches([' ', '\t']).as_bytes();
+        if v.len() < 55 {
+            return None;
+        }
+        let version = parse_hex::<1>(&v[0..2])?[0];
+        if version == 0xff || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+            return None;
+        }
+        if version == 0 && v.len() != 55 {
+            return None;
+        }
+        if version > 0 && v.len() > 55 && v[55] != b'-' {
+            return None;
+        }
+        let trace_id = parse_hex::<16>(&v[3..35])?;
+        let parent_id = parse_hex::<8>(&v[36..52])?;
+        let flags = parse_hex::<1>(&v[53..55])?[0];
+        if trace_id == [0; 16] || parent_id == [0; 8] {
+            return None;
+        }
+        Some(TraceParent {
+            trace_id,
+            parent_id,
+            flags,
+        })
+    }
+
+    /// The `traceparent` of a request's headers: `None` when absent,
+    /// invalid, or sent more than once.
+    pub fn from_headers(headers: &HeaderMap) -> Option<TraceParent> {
+        let mut values = headers.get_all("traceparent").iter();
+        let first = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
+        TraceParent::parse(first.to_str().ok()?)
+    }
+
+    /// The trace id as 32 lowercase hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        hex_string(&self.trace_id)
+    }
+
+    /// The parent (caller's span) id as 16 lowercase hex digits.
+    pub fn parent_id_hex(&self) -> String {
+        hex_string(&self.parent_id)
+    }
+
+    /// Whether the caller sampled this trace (flag `01`).
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
+    /// The header value, version 00.
+    pub fn to_header(&self) -> String {
+        let mut out = Vec::with_capacity(55);
+        out.extend_from_slice(b"00-");
+        write_hex(&mut out, &self.trace_id);
+        out.push(b'-');
+        write_hex(&mut out, &self.parent_id);
+        out.push(b'-');
+        write_hex(&mut out, &[self.flags]);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// A request's place in a trace: the trace it belongs to and this hop's
+/// span id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+    pub(crate) flags: u8,
+    pub(crate) tracestate: Option<Box<str>>,
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceContext")
+            .field("trace_id", &self.trace_id_hex())
+            .field("span_id", &self.span_id_hex())
+            .field("flags", &self.flags)
+            .field("tracestate", &self.tracestate)
+            .finish()
+    }
+}
+
+fn random_nonzero<const N: usize>() -> [u8; N] {
+    loop {
+        let mut out = [0u8; N];
+        fastrand::fill(&mut out);
+        if out != [0; N] {
+            return out;
+        }
+    }
+}
+
+impl TraceContext {
+    /// Continues the trace in `headers` when its `traceparent` is valid,
+    /// otherwise starts a new one; either way with a new span id.
+    pub fn from_headers(headers: &HeaderMap) -> TraceContext {
+        match TraceParent::from_headers(headers) {
+            Some(parent) => TraceContext {
+                trace_id: parent.trace_id,
+                span_id: random_nonzero(),
+                flags: parent.flags & 1,
+                tracestate: tracestate(headers),
+            },
+            None => TraceContext::new_root(),
+        }
+    }
+
+    /// A new trace, sampled.
+    pub fn new_root() -> TraceContext {
+        TraceContext {
+            trace_id: random_nonzero(),
+            span_id: random_nonzero(),
+            flags: 1,
+            tracestate: None,
+        }
+    }
+
+    /// The trace id, 32 lowercase hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        hex_string(&self.trace_id)
+    }
+
+    /// This hop's span id, 16 lowercase hex digits.
+    pub fn span_id_hex(&self) -> String {
+        hex_string(&self.span_id)
+    }
+
+    /// The `traceparent` for a call made from this hop.
+    pub fn traceparent(&self) -> String {
+        TraceParent {
+            trace_id: self.trace_id,
+            parent_id: self.span_id,
+            flags: self.flags,
+        }
+        .to_header()
+    }
+
+    /// The `tracestate` to pass on, if any.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
+    }
+}
+
+fn tracestate(headers: &HeaderMap) -> Option<Box<str>> {
+    let mut joined = String::new();
+    for value in headers.get_all("tracestate") {
+        let text = value.to_str().ok()?.trim_matches([' ', '\t']);
+        if text.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.push(',');
+        }
+        joined.push_str(text);
+        if joined.len() > MAX_TRACESTATE_BYTES {
+            return None;
+        }
+    }
+    let visible = joined.bytes().all(|b| (0x20..0x7f).contains(&b));
+    (!joined.is_empty() && visible).then(|| joined.into_boxed_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn valid_and_invalid_traceparents() {
+        assert!(TraceParent::parse(VALID).is_some());
+        assert!(TraceParent::parse(&format!("  {VALID}\t")).is_some());
+        for bad in [
+            "",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "junk",
+        ] {
+            assert!(TraceParent::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn future_versions_use_the_version_00_prefix() {
+        assert!(
+            TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_some()
+        );
+        assert!(TraceParent::parse(
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds"
+        )
+        .is_some());
+        assert!(
+            TraceParent::parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01xyz")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn continues_or_starts_a_trace() {
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", VALID.parse().unwrap());
+        h.insert("tracestate", "congo=t61rcWkgMzE".parse().unwrap());
+        let ctx = TraceContext::from_headers(&h);
+        assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(ctx.span_id_hex(), "00f067aa0ba902b7");
+        assert_eq!(ctx.tracestate(), Some("congo=t61rcWkgMzE"));
+        let out = ctx.traceparent();
+        assert!(out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(out.ends_with("-01"));
+        assert_eq!(
+            TraceParent::parse(&out).unwrap().parent_id_hex(),
+            ctx.span_id_hex()
+        );
+
+        h.append("traceparent", VALID.parse().unwrap());
+        let fresh = TraceContext::from_headers(&h);
+        assert_ne!(
+            fresh.trace_id_hex(),
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "duplicates are invalid"
+        );
+        assert!(fresh.tracestate().is_none());
+    }
+
+    #[test]
+    fn oversized_tracestate_is_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", VALID.parse().unwrap());
+        h.insert("tracestate", "a=".repeat(300).parse().unwrap());
+        assert!(TraceContext::from_headers(&h).tracestate().is_none());
+    }
+}

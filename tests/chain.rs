@@ -1,0 +1,297 @@
+//! One id across services: three real demo services chained A -> B -> C,
+//! a capture service that shows exactly which headers travel, and hostile
+//! trace headers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code)]
+mod app;
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, HeaderName};
+use axum::routing::get;
+use axum::Router;
+use common::{client_runtime, get_request, str_field, RawConn, TestServer};
+use corrlog::trace_context::TraceParent;
+use corrlog::CorrlogLayer;
+use serde_json::Value;
+
+fn demo(downstream: Option<String>) -> TestServer {
+    let downstream = downstream.as_deref().map(app::Downstream::new);
+    TestServer::start(
+        2,
+        app::routes_with_downstream(app::AppConfig { jitter_ms: 1 }, downstream)
+            .layer(CorrlogLayer::new()),
+    )
+}
+
+fn get_json(url: &str, headers: &[(&str, &str)]) -> (String, Value) {
+    client_runtime().block_on(async {
+        let mut req = reqwest::Client::new().get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        (id, res.json().await.unwrap())
+    })
+}
+
+/// The lines of `server` that belong to request `id`, checked to share one
+/// trace id and one span id; returns (trace_id, span_id, count).
+fn hop(server: &TestServer, id: &str) -> (String, String, usize) {
+    let lines: Vec<Value> = server
+        .lines()
+        .into_iter()
+        .filter(|l| str_field(l, "request_id") == Some(id))
+        .collect();
+    assert!(!lines.is_empty(), "no lines for {id}");
+    let trace: HashSet<_> = lines.iter().map(|l| l["trace_id"].clone()).collect();
+    let span: HashSet<_> = lines.iter().map(|l| l["span_id"].clone()).collect();
+    assert_eq!(trace.len(), 1, "one trace id per hop: {trace:?}");
+    assert_eq!(span.len(), 1, "one span id per hop: {span:?}");
+    let t = trace
+        .into_iter()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = span
+        .into_iter()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(t.len(), 32);
+    assert_eq!(s.len(), 16);
+    (t, s, lines.len())
+}
+
+#[test]
+fn three_services_share_one_request_id_and_trace_id() {
+    let c = demo(None);
+    let b = demo(Some(c.url("")));
+    let a = demo(Some(b.url("")));
+
+    // With an incoming id and trace, and without either.
+    let incoming_trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("x-request-id", "chain-1"), ("traceparent", incoming_trace)],
+        vec![],
+    ];
+    for headers in cases {
+        let (id, body) = get_json(&a.url("/orders/9"), &headers);
+        // The JSON response nests each hop's answer.
+        assert_eq!(body["request_id"], id.as_str());
+        assert_eq!(body["downstream"]["request_id"], id.as_str());
+        assert_eq!(body["downstream"]["downstream"]["request_id"], id.as_str());
+        assert_eq!(
+            body["downstream"]["downstream"]["seen"]["background"],
+            id.as_str()
+        );
+
+        let (ta, sa, na) = hop(&a, &id);
+        let (tb, sb, nb) = hop(&b, &id);
+        let (tc, sc, nc) = hop(&c, &id);
+        assert_eq!(ta, tb);
+        assert_eq!(tb, tc);
+        assert_eq!(body["trace_id"], ta.as_str());
+        if !headers.is_empty() {
+            assert_eq!(
+                ta, "0af7651916cd43dd8448eb211c80319c",
+                "the caller's trace continues"
+            );
+        }
+        let spans: HashSet<_> = [&sa, &sb, &sc].into_iter().collect();
+        assert_eq!(spans.len(), 3, "each hop has its own span id");
+        assert!(na >= 7 && nb >= 7 && nc >= 6, "{na} {nb} {nc}");
+    }
+}
+
+#[test]
+fn the_propagated_headers_are_exactly_what_the_intake_accepts() {
+    // A downstream that records what it receives.
+    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let record = seen.clone();
+    let capture = TestServer::start(
+        1,
+        Router::new().route(
+            "/orders/{id}",
+            get(move |headers: HeaderMap| {
+                let record = record.clone();
+                async move {
+                    record.lock().unwrap().push(headers);
+                    axum::Json(serde_json::json!({ "ok": true }))
+                }
+            }),
+        ),
+    );
+    let a = demo(Some(capture.url("")));
+    let (id, _) = get_json(
+        &a.url("/orders/1"),
+        &[
+            ("x-request-id", "hdr-1"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
+        ],
+    );
+    let (_, span_a, _) = hop(&a, &id);
+    let got = seen.lock().unwrap()[0].clone();
+    assert_eq!(got["x-request-id"], "hdr-1");
+    let tp = TraceParent::parse(got["traceparent"].to_str().unwrap()).unwrap();
+    assert_eq!(tp.trace_id_hex(), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(tp.parent_id_hex(), span_a, "the parent is this hop's span");
+    assert_eq!(got["tracestate"], "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+    // And the intake side takes them: a corrlog service keeps that id.
+    let intake = demo(None);
+    let mut headers = vec![];
+    for name in ["x-request-id", "traceparent", "tracestate"] {
+        headers.push((name, got[name].to_str().unwrap()));
+    }
+    let (intake_id, body) = get_json(&intake.url("/orders/1"), &headers);
+    assert_eq!(intake_id, "hdr-1");
+    assert_eq!(body["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+}
+
+#[test]
+fn the_id_travels_in_the_configured_header() {
+    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let record = seen.clone();
+    let capture = TestServer::start(
+        1,
+        Router::new().route(
+            "/orders/{id}",
+            get(move |headers: HeaderMap| {
+                let record = record.clone();
+                async move {
+                    record.lock().unwrap().push(headers);
+                    "{}"
+                }
+            }),
+        ),
+    );
+    let name = HeaderName::from_static("x-correlation-id");
+    let a = TestServer::start(
+        2,
+        app::routes_with_downstream(
+            app::AppConfig::default(),
+            Some(app::Downstream::new(&capture.url(""))),
+        )
+        .layer(
+            CorrlogLayer::new()
+                .headers([name.clone()])
+                .response_header(name),
+        ),
+    );
+    client_runtime().block_on(async {
+        reqwest::Client::new()
+            .get(a.url("/orders/3"))
+            .header("x-correlation-id", "corr-7")
+            .send()
+            .await
+            .unwrap();
+    });
+    let got = seen.lock().unwrap()[0].clone();
+    assert_eq!(got["x-correlation-id"], "corr-7");
+    assert!(got.get("x-request-id").is_none());
+}
+
+#[test]
+fn outside_a_request_nothing_is_propagated() {
+    assert!(corrlog::propagate::headers().is_empty());
+}
+
+#[test]
+fn hostile_trace_headers_never_break_a_request_or_reach_the_output() {
+    let a = demo(None);
+    let long_state = format!("k={}", "v".repeat(600));
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "uppercase",
+            vec![b"traceparent: 00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01".to_vec()],
+        ),
+        (
+            "zero trace",
+            vec![b"traceparent: 00-00000000000000000000000000000000-b7ad6b7169203331-01".to_vec()],
+        ),
+        (
+            "zero parent",
+            vec![b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01".to_vec()],
+        ),
+        (
+            "version ff",
+            vec![b"traceparent: ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec()],
+        ),
+        (
+            "too long",
+            vec![
+                b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-00".to_vec(),
+            ],
+        ),
+        (
+            "too short",
+            vec![b"traceparent: 00-0af7651916cd43dd8448eb211c8031-b7ad6b7169203331-01".to_vec()],
+        ),
+        (
+            "junk",
+            vec![b"traceparent: \",\"level\":\"ERROR\"".to_vec()],
+        ),
+        (
+            "duplicates",
+            vec![
+                b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec(),
+                b"traceparent: 00-0af7651916cd43dd8448eb211c80319d-b7ad6b7169203331-01".to_vec(),
+            ],
+        ),
+        (
+            "oversized tracestate",
+            vec![
+                b"traceparent: 00-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec(),
+                format!("tracestate: {long_state}").into_bytes(),
+            ],
+        ),
+        (
+            "tracestate injection",
+            vec![
+                b"traceparent: 00-2af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec(),
+                b"tracestate: a=\xff\xfe,\"level\":\"ERROR".to_vec(),
+            ],
+        ),
+    ];
+    let rt = client_runtime();
+    for (name, headers) in &cases {
+        let refs: Vec<&[u8]> = headers.iter().map(Vec::as_slice).collect();
+        let res = rt.block_on(async {
+            let mut conn = RawConn::connect(a.addr).await;
+            conn.send(&get_request("/orders/5", &refs)).await;
+            conn.read_response().await
+        });
+        assert_eq!(res.status, 200, "{name}");
+        let body = res.json();
+        let trace = body["trace_id"].as_str().unwrap();
+        assert_eq!(trace.len(), 32, "{name}");
+        if !name.contains("tracestate") {
+            assert!(
+                ![
+                    "0af7651916cd43dd8448eb211c80319c",
+                    "0af7651916cd43dd8448eb211c80319d"
+                ]
+                .contains(&trace),
+                "{name}: an invalid traceparent must start a new trace"
+            );
+        }
+    }
+    let raw = String::from_utf8_lossy(&a.capture.bytes()).into_owned();
+    common::parse_lines(a.capture.bytes().as_slice());
+    assert!(!raw.contains("0AF7651916"), "raw header logged");
+    assert!(!raw.contains(&long_state));
+    assert!(a.lines().iter().all(|l| l["level"] != "ERROR"));
+}
