@@ -64,6 +64,7 @@
 //! | `axum` | yes | `RequestId` and `Option<RequestId>` as axum extractors |
 //! | `log` | yes | records of crates using `log` go to the same lines, with the request id |
 //! | `reqwest` | yes | `propagate::PropagateHeaders`, a `reqwest-middleware` middleware |
+//! | `opentelemetry` | no | use the ids of an active OpenTelemetry span context |
 //!
 //! # Why not a `thread_local!`
 //!

@@ -18,6 +18,10 @@
 //! `tracestate` is passed on only with a valid `traceparent`, when it is at
 //! most 512 bytes of visible ASCII (several headers are joined with `,`).
 //!
+//! With the `opentelemetry` feature, when an OpenTelemetry span context is
+//! active as the request arrives (an outer OpenTelemetry middleware
+//! attached one), its trace id and span id are used rather than new ones.
+//!
 //! ```
 //! use corrlog::trace_context::TraceParent;
 //!
@@ -195,6 +199,26 @@ impl TraceContext {
             },
             None => TraceContext::new_root(),
         }
+    }
+
+    /// The ids of the active OpenTelemetry span, if its context is valid
+    /// (feature `opentelemetry`): that span is this hop.
+    #[cfg(feature = "opentelemetry")]
+    pub fn from_opentelemetry() -> Option<TraceContext> {
+        use opentelemetry::trace::TraceContextExt;
+        let cx = opentelemetry::Context::current();
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid().then(|| TraceContext {
+            trace_id: sc.trace_id().to_bytes(),
+            span_id: sc.span_id().to_bytes(),
+            flags: sc.trace_flags().to_u8() & 1,
+            tracestate: {
+                let state = sc.trace_state().header();
+                (!state.is_empty() && state.len() <= MAX_TRACESTATE_BYTES)
+                    .then(|| state.into_boxed_str())
+            },
+        })
     }
 
     /// A new trace, sampled.

@@ -370,3 +370,59 @@ mod tests {
         assert!(text.contains("edge: true"), "{text}");
     }
 }
+
+#[cfg(all(test, feature = "opentelemetry"))]
+mod otel_tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::context::RequestContext;
+
+    #[tokio::test]
+    async fn an_active_opentelemetry_span_supplies_the_ids() {
+        let mut svc = CorrlogLayer::new().layer(service_fn(|_req: Request<Full<Bytes>>| async {
+            let ctx = RequestContext::current().unwrap();
+            let trace = ctx.trace().unwrap();
+            let text = format!("{} {}", trace.trace_id_hex(), trace.span_id_hex());
+            Ok::<_, Infallible>(Response::new(Full::from(text)))
+        }));
+        let sc = SpanContext::new(
+            TraceId::from_bytes([7; 16]),
+            SpanId::from_bytes([9; 8]),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let cx = opentelemetry::Context::current().with_remote_span_context(sc);
+        let req = Request::builder()
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .body(Full::default())
+            .unwrap();
+        // The OpenTelemetry context is active while the request arrives.
+        let svc = svc.ready().await.unwrap();
+        let fut = {
+            let _guard = cx.attach();
+            tower_service::Service::call(svc, req)
+        };
+        let res = fut.await.unwrap();
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(
+            body,
+            format!("{} {}", "07".repeat(16), "09".repeat(8)).as_bytes()
+        );
+    }
+}

@@ -75,9 +75,13 @@ where
                 (id, value, incoming.map(|(id, _)| id))
             }
         };
-        let trace = config
-            .trace_context
-            .then(|| TraceContext::from_headers(req.headers()));
+        let trace = config.trace_context.then(|| {
+            #[cfg(feature = "opentelemetry")]
+            if let Some(otel) = TraceContext::from_opentelemetry() {
+                return otel;
+            }
+            TraceContext::from_headers(req.headers())
+        });
         let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
         if let Some(correlation) = &correlation {
             ctx.bind("correlation_id", correlation);
