@@ -113,12 +113,11 @@ fn three_services_share_one_request_id_and_trace_id() {
     }
 }
 
-#[test]
-fn the_propagated_headers_are_exactly_what_the_intake_accepts() {
-    // A downstream that records what it receives.
+/// A downstream that records the headers it receives.
+fn header_capture() -> (TestServer, Arc<Mutex<Vec<HeaderMap>>>) {
     let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
     let record = seen.clone();
-    let capture = TestServer::start(
+    let server = TestServer::start(
         1,
         Router::new().route(
             "/orders/{id}",
@@ -131,6 +130,12 @@ fn the_propagated_headers_are_exactly_what_the_intake_accepts() {
             }),
         ),
     );
+    (server, seen)
+}
+
+#[test]
+fn the_propagated_headers_are_exactly_what_the_intake_accepts() {
+    let (capture, seen) = header_capture();
     let a = demo(Some(capture.url("")));
     let (id, _) = get_json(
         &a.url("/orders/1"),
@@ -163,21 +168,7 @@ fn the_propagated_headers_are_exactly_what_the_intake_accepts() {
 
 #[test]
 fn the_id_travels_in_the_configured_header() {
-    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
-    let record = seen.clone();
-    let capture = TestServer::start(
-        1,
-        Router::new().route(
-            "/orders/{id}",
-            get(move |headers: HeaderMap| {
-                let record = record.clone();
-                async move {
-                    record.lock().unwrap().push(headers);
-                    "{}"
-                }
-            }),
-        ),
-    );
+    let (capture, seen) = header_capture();
     let name = HeaderName::from_static("x-correlation-id");
     let a = TestServer::start(
         2,

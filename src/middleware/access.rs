@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
-use tracing::Level;
+use tracing::{Level, Span};
 
+use crate::context::RequestContext;
 use crate::redact::{Redaction, MASK};
 
 /// The target (logger name) of access lines: filter them with
@@ -359,6 +360,17 @@ macro_rules! at_level {
 }
 
 impl Record {
+    /// [`Record::finish`] inside the request's context and span, for code
+    /// that runs outside them (drops, the body's constructor).
+    pub(crate) fn finish_in(
+        &mut self,
+        ctx: &RequestContext,
+        span: &Span,
+        reason: Option<&'static str>,
+    ) {
+        ctx.clone().run(|| span.in_scope(|| self.finish(reason)));
+    }
+
     /// Records why the request ended abnormally (e.g. a caught panic whose
     /// 500 is still to be sent).
     pub(crate) fn set_reason(&mut self, reason: &'static str) {

@@ -32,10 +32,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(mut access) = this.access.take() {
-                let span = this.span.clone();
-                this.ctx
-                    .clone()
-                    .run(|| span.in_scope(|| access.finish(Some("client_disconnect"))));
+                access.finish_in(this.ctx, this.span, Some("client_disconnect"));
             }
         }
     }
@@ -65,7 +62,7 @@ impl<B: Body> CorrlogBody<B> {
         // An empty body may never be polled: it has ended already.
         if body.is_end_stream() {
             if let Some(mut record) = access.take() {
-                ctx.clone().run(|| span.in_scope(|| record.finish(None)));
+                record.finish_in(&ctx, &span, None);
             }
         }
         CorrlogBody {

@@ -53,10 +53,7 @@ pin_project! {
             // Dropped before a response: the client went away, or an outer
             // timeout gave up.
             if let Some(mut access) = this.access.take() {
-                let span = this.span.clone();
-                this.ctx
-                    .clone()
-                    .run(|| span.in_scope(|| access.finish(Some("cancelled"))));
+                access.finish_in(this.ctx, this.span, Some("cancelled"));
             }
         }
     }
