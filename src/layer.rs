@@ -70,7 +70,6 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::context::RequestContext;
 use crate::encoder::{self, FieldVisitor, Style, TimestampCache, DIM, RESET};
 use crate::redact::{redact_url, Redaction, Verdict};
-use crate::trace_context::write_hex;
 use crate::writer::{Sink, Stdout};
 
 /// The target and name of the span the middleware opens per request.
@@ -446,9 +445,9 @@ impl<W: Sink> LogLayer<W> {
                     encoder::write_str(line, rc.id().as_str());
                     if let Some(trace) = rc.trace() {
                         line.extend_from_slice(b",\"trace_id\":\"");
-                        write_hex(line, &trace.trace_id);
+                        line.extend_from_slice(trace.trace_hex());
                         line.extend_from_slice(b"\",\"span_id\":\"");
-                        write_hex(line, &trace.span_id);
+                        line.extend_from_slice(trace.span_hex());
                         line.push(b'"');
                     }
                 }
@@ -457,9 +456,9 @@ impl<W: Sink> LogLayer<W> {
                     encoder::escape_into(line, rc.id().as_str());
                     if let Some(trace) = rc.trace() {
                         line.extend_from_slice(b" trace_id=");
-                        write_hex(line, &trace.trace_id);
+                        line.extend_from_slice(trace.trace_hex());
                         line.extend_from_slice(b" span_id=");
-                        write_hex(line, &trace.span_id);
+                        line.extend_from_slice(trace.span_hex());
                     }
                 }
             }

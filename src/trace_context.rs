@@ -72,7 +72,7 @@ fn parse_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
-pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.push(HEX[usize::from(b >> 4)]);
@@ -159,10 +159,13 @@ impl TraceParent {
 /// span id.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TraceContext {
-    pub(crate) trace_id: [u8; 16],
-    pub(crate) span_id: [u8; 8],
-    pub(crate) flags: u8,
-    pub(crate) tracestate: Option<Box<str>>,
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+    tracestate: Option<Box<str>>,
+    /// Both ids as lowercase hex, made once: every line of the request
+    /// copies them.
+    hex: [u8; 48],
 }
 
 impl fmt::Debug for TraceContext {
@@ -187,16 +190,41 @@ fn random_nonzero<const N: usize>() -> [u8; N] {
 }
 
 impl TraceContext {
+    fn make(trace_id: [u8; 16], span_id: [u8; 8], flags: u8, tracestate: Option<Box<str>>) -> Self {
+        let mut hex = Vec::with_capacity(48);
+        write_hex(&mut hex, &trace_id);
+        write_hex(&mut hex, &span_id);
+        let mut fixed = [0u8; 48];
+        fixed.copy_from_slice(&hex);
+        TraceContext {
+            trace_id,
+            span_id,
+            flags,
+            tracestate,
+            hex: fixed,
+        }
+    }
+
+    /// The trace id's hex digits.
+    pub(crate) fn trace_hex(&self) -> &[u8] {
+        &self.hex[..32]
+    }
+
+    /// This hop's span id's hex digits.
+    pub(crate) fn span_hex(&self) -> &[u8] {
+        &self.hex[32..]
+    }
+
     /// Continues the trace in `headers` when its `traceparent` is valid,
     /// otherwise starts a new one; either way with a new span id.
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
         match TraceParent::from_headers(headers) {
-            Some(parent) => TraceContext {
-                trace_id: parent.trace_id,
-                span_id: random_nonzero(),
-                flags: parent.flags & 1,
-                tracestate: tracestate(headers),
-            },
+            Some(parent) => TraceContext::make(
+                parent.trace_id,
+                random_nonzero(),
+                parent.flags & 1,
+                tracestate(headers),
+            ),
             None => TraceContext::new_root(),
         }
     }
@@ -209,36 +237,32 @@ impl TraceContext {
         let cx = opentelemetry::Context::current();
         let span = cx.span();
         let sc = span.span_context();
-        sc.is_valid().then(|| TraceContext {
-            trace_id: sc.trace_id().to_bytes(),
-            span_id: sc.span_id().to_bytes(),
-            flags: sc.trace_flags().to_u8() & 1,
-            tracestate: {
-                let state = sc.trace_state().header();
-                (!state.is_empty() && state.len() <= MAX_TRACESTATE_BYTES)
-                    .then(|| state.into_boxed_str())
-            },
+        sc.is_valid().then(|| {
+            let state = sc.trace_state().header();
+            let tracestate = (!state.is_empty() && state.len() <= MAX_TRACESTATE_BYTES)
+                .then(|| state.into_boxed_str());
+            TraceContext::make(
+                sc.trace_id().to_bytes(),
+                sc.span_id().to_bytes(),
+                sc.trace_flags().to_u8() & 1,
+                tracestate,
+            )
         })
     }
 
     /// A new trace, sampled.
     pub fn new_root() -> TraceContext {
-        TraceContext {
-            trace_id: random_nonzero(),
-            span_id: random_nonzero(),
-            flags: 1,
-            tracestate: None,
-        }
+        TraceContext::make(random_nonzero(), random_nonzero(), 1, None)
     }
 
     /// The trace id, 32 lowercase hex digits.
     pub fn trace_id_hex(&self) -> String {
-        hex_string(&self.trace_id)
+        String::from_utf8_lossy(self.trace_hex()).into_owned()
     }
 
     /// This hop's span id, 16 lowercase hex digits.
     pub fn span_id_hex(&self) -> String {
-        hex_string(&self.span_id)
+        String::from_utf8_lossy(self.span_hex()).into_owned()
     }
 
     /// The `traceparent` for a call made from this hop.
