@@ -1,0 +1,102 @@
+//! Per-request cost of the middleware without the network: a request
+//! through `CorrlogLayer` around a trivial service, its body collected,
+//! on one thread. Prints ns per request for each configuration, alternating
+//! rounds, medians, and the difference against the bare service.
+//!
+//! Run with `cargo bench --bench middleware`.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use bytes::Bytes;
+use corrlog::pipeline::Pipeline;
+use corrlog::{CorrlogLayer, LogLayer};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use tower::{service_fn, Layer, Service, ServiceExt};
+use tracing_subscriber::layer::SubscriberExt;
+
+const REQUESTS: u32 = 100_000;
+const ROUNDS: usize = 9;
+
+async fn hello(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::from("hello")))
+}
+
+async fn drive<S, B>(svc: &mut S) -> f64
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let start = Instant::now();
+    for _ in 0..REQUESTS {
+        let req = Request::builder()
+            .uri("/orders/42")
+            .body(Full::default())
+            .unwrap();
+        let res = svc.ready().await.unwrap().call(req).await.unwrap();
+        let _ = res.into_body().collect().await.unwrap();
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(REQUESTS)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (pipeline, guard) = Pipeline::builder(std::io::sink())
+        .flush_on_panic(false)
+        .start();
+    let subscriber =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
+    let names = [
+        "bare service",
+        "corrlog, no access log, no trace context",
+        "corrlog, no access log",
+        "corrlog (default)",
+    ];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    tracing::dispatcher::with_default(&subscriber, || {
+        rt.block_on(async {
+            let mut bare = service_fn(hello);
+            let mut core = CorrlogLayer::new()
+                .no_access_log()
+                .trace_context(false)
+                .layer(service_fn(hello));
+            let mut traced = CorrlogLayer::new().no_access_log().layer(service_fn(hello));
+            let mut full = CorrlogLayer::new().layer(service_fn(hello));
+            for round in 0..=ROUNDS {
+                let ns = [
+                    drive(&mut bare).await,
+                    drive(&mut core).await,
+                    drive(&mut traced).await,
+                    drive(&mut full).await,
+                ];
+                if round > 0 {
+                    for (s, v) in samples.iter_mut().zip(ns) {
+                        s.push(v);
+                    }
+                }
+            }
+        });
+    });
+    println!("ns per request, median of {ROUNDS} alternating rounds of {REQUESTS}");
+    let base = median(&mut samples[0].clone());
+    for (name, s) in names.iter().zip(samples.iter_mut()) {
+        let m = median(s);
+        println!("{name:<44} {m:>8.0} ns   +{:>6.0} ns", m - base);
+    }
+    let report = guard.shutdown(std::time::Duration::from_secs(5));
+    println!("lines written: {}", report.stats.written);
+}
