@@ -191,17 +191,18 @@ fn random_nonzero<const N: usize>() -> [u8; N] {
 
 impl TraceContext {
     fn make(trace_id: [u8; 16], span_id: [u8; 8], flags: u8, tracestate: Option<Box<str>>) -> Self {
-        let mut hex = Vec::with_capacity(48);
-        write_hex(&mut hex, &trace_id);
-        write_hex(&mut hex, &span_id);
-        let mut fixed = [0u8; 48];
-        fixed.copy_from_slice(&hex);
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 48];
+        for (i, b) in trace_id.iter().chain(&span_id).enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
         TraceContext {
             trace_id,
             span_id,
             flags,
             tracestate,
-            hex: fixed,
+            hex,
         }
     }
 

@@ -9,8 +9,7 @@ use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
-use tracing::instrument::Instrumented;
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use super::access::Record;
 use super::body::CorrlogBody;
@@ -25,7 +24,7 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<RequestContext, Instrumented<Guarded<F>>>,
+        inner: TaskLocalFuture<RequestContext, Guarded<F>>,
     }
 }
 
@@ -36,7 +35,8 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 }
 
 pin_project! {
-    /// Runs inside the context: everything it logs carries the id.
+    /// Runs inside the context and the request span: everything it logs
+    /// carries the id.
     struct Guarded<F> {
         #[pin]
         fut: Option<F>,
@@ -79,12 +79,12 @@ where
             fut,
             call_panic,
             ctx: ctx.clone(),
-            span: span.clone(),
+            span,
             header,
             access,
         };
         ResponseFuture {
-            inner: ctx.scope(guarded.instrument(span)),
+            inner: ctx.scope(guarded),
         }
     }
 }
@@ -121,6 +121,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        // Inside the request span, like `Instrument`, without a second
+        // handle to it.
+        let _entered = this.span.enter();
         let outcome = match this.fut.as_mut().as_pin_mut() {
             Some(fut) => match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
                 Ok(Poll::Pending) => return Poll::Pending,
