@@ -16,6 +16,10 @@
 //! - `fmt().json() + non_blocking`: the same through tracing-appender.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod support;
+
+use support::{listing_only, median};
+
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -119,13 +123,8 @@ fn run_round(stack: &mut Stack, ctx: &RequestContext) {
     });
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if listing_only() {
         return;
     }
     let (pipeline, guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();

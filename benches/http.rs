@@ -9,6 +9,10 @@
 //! `CONNECTIONS` (default 64).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use support::{env_num, listing_only, median};
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
@@ -22,13 +26,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn hello() -> Router {
     Router::new().route("/", get(|| async { "hello" }))
@@ -96,13 +93,8 @@ fn parse_duration_ms(v: &str) -> f64 {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    v[v.len() / 2]
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if listing_only() {
         return;
     }
     if Command::new("wrk").arg("--version").output().is_err() {

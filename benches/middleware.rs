@@ -6,6 +6,10 @@
 //! Run with `cargo bench --bench middleware`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod support;
+
+use support::{listing_only, median};
+
 use std::convert::Infallible;
 use std::time::Instant;
 
@@ -42,13 +46,8 @@ where
     start.elapsed().as_nanos() as f64 / f64::from(REQUESTS)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if listing_only() {
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread()

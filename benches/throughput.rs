@@ -6,6 +6,10 @@
 //! 4,000,000) and `THREADS` (default 2) to change the load.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod support;
+
+use support::{env_num, listing_only};
+
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
@@ -14,15 +18,8 @@ use corrlog::rolling::RollingFile;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use tracing_subscriber::layer::SubscriberExt;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if listing_only() {
         return;
     }
     let lines = env_num("LINES", 4_000_000);
