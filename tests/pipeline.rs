@@ -1,8 +1,8 @@
 //! The writer pipeline against real outputs: a slow sink with Drop (the
 //! request path is unaffected, drops are counted exactly) and with Block
 //! (nothing lost), /dev/full and a closed pipe (the service keeps
-//! answering), shutdown under load, an idle writer using no CPU, and the
-//! panic hook flushing what is queued.
+//! answering), shutdown under load, and the panic hook flushing what is
+//! queued. The idle writer has its own test binary (`tests/idle_writer.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -296,43 +296,6 @@ fn shutdown_under_load_reports_what_reached_the_sink() {
     // After shutdown, lines are counted as dropped, never lost silently.
     let after = pipeline.stats();
     assert_eq!(after.submitted, after.written - reports + after.dropped);
-}
-
-/// CPU ticks used so far by the thread named `corrlog-writer`.
-#[cfg(target_os = "linux")]
-fn writer_cpu_ticks() -> u64 {
-    let mut total = 0;
-    let mut found = false;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "corrlog-writer" {
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
-            // Fields after the parenthesised name: utime and stime are the
-            // 12th and 13th.
-            let rest = &stat[stat.rfind(')').unwrap() + 2..];
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            total += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-            found = true;
-        }
-    }
-    assert!(found, "writer thread not found");
-    total
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn an_idle_writer_uses_no_cpu() {
-    let (pipeline, guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();
-    use corrlog::writer::Sink;
-    for _ in 0..100 {
-        pipeline.write_line(b"{}\n");
-    }
-    assert!(pipeline.flush(Duration::from_secs(5)));
-    let before = writer_cpu_ticks();
-    std::thread::sleep(Duration::from_millis(1500));
-    let after = writer_cpu_ticks();
-    assert_eq!(after - before, 0, "the writer thread ran while idle");
-    drop(guard);
 }
 
 /// Run as a child process by `the_panic_hook_flushes_queued_lines`.
