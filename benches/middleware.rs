@@ -3,12 +3,13 @@
 //! on one thread. Prints ns per request for each configuration, alternating
 //! rounds, medians, and the difference against the bare service.
 //!
-//! Run with `cargo bench --bench middleware`.
+//! Run with `cargo bench --bench middleware`. `ONLY=N` runs only the
+//! N-th configuration (0 = bare ... 3 = default), for a profiler.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod support;
 
-use support::{listing_only, median};
+use support::{env_num, listing_only, median};
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -75,13 +76,20 @@ fn main() {
                 .layer(service_fn(hello));
             let mut traced = CorrlogLayer::new().no_access_log().layer(service_fn(hello));
             let mut full = CorrlogLayer::new().layer(service_fn(hello));
+            let only = env_num("ONLY", u64::MAX);
             for round in 0..=ROUNDS {
-                let ns = [
-                    drive(&mut bare).await,
-                    drive(&mut core).await,
-                    drive(&mut traced).await,
-                    drive(&mut full).await,
-                ];
+                let mut ns = [0.0; 4];
+                for (i, slot) in ns.iter_mut().enumerate() {
+                    if only != u64::MAX && only != i as u64 {
+                        continue;
+                    }
+                    *slot = match i {
+                        0 => drive(&mut bare).await,
+                        1 => drive(&mut core).await,
+                        2 => drive(&mut traced).await,
+                        _ => drive(&mut full).await,
+                    };
+                }
                 if round > 0 {
                     for (s, v) in samples.iter_mut().zip(ns) {
                         s.push(v);
