@@ -304,6 +304,11 @@ pub fn redact_url<'a>(policy: &Redaction, url: &'a str) -> Cow<'a, str> {
         Some(i) => (&before_fragment[..i], Some(&before_fragment[i + 1..])),
         None => (before_fragment, None),
     };
+    // Nothing to mask without a query or an `@`: the common case of a
+    // plain path, with no copy.
+    if query.is_none() && !base.contains('@') {
+        return Cow::Borrowed(url);
+    }
     let mut changed = false;
     let mut out = String::with_capacity(url.len());
 
