@@ -65,7 +65,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::{Event, Id, Level, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{ExtensionsMut, LookupSpan};
 
 use crate::context::RequestContext;
 use crate::encoder::{self, FieldVisitor, Style, TimestampCache, DIM, RESET};
@@ -212,18 +212,54 @@ impl<W: Sink> LogLayer<W> {
 }
 
 /// A span's fields, encoded once as `(key, json value)` pairs.
+///
+/// Kept per redaction policy: several `LogLayer`s may share one registry
+/// (JSON to a file and pretty lines on the console, say), each with its
+/// own policy, and the span's extensions are shared between them.
+#[derive(Default)]
 struct SpanFields {
-    entries: Vec<(&'static str, Box<[u8]>)>,
+    by_policy: Vec<(u64, SpanEntries)>,
 }
 
+type SpanEntries = Vec<(&'static str, Box<[u8]>)>;
+
 impl SpanFields {
+    /// Records `values` as `policy` writes them. Recording a key again
+    /// replaces its value, so two layers with the same policy agree.
     fn record(&mut self, values: &Record<'_>, policy: &Redaction) {
+        let index = match self.by_policy.iter().position(|(id, _)| *id == policy.id()) {
+            Some(index) => index,
+            None => {
+                self.by_policy.push((policy.id(), Vec::new()));
+                self.by_policy.len() - 1
+            }
+        };
         values.record(&mut SpanVisitor {
-            entries: &mut self.entries,
+            entries: &mut self.by_policy[index].1,
             buf: Vec::new(),
             keys: Vec::new(),
             policy,
         });
+    }
+
+    fn entries(&self, policy: &Redaction) -> &[(&'static str, Box<[u8]>)] {
+        self.by_policy
+            .iter()
+            .find(|(id, _)| *id == policy.id())
+            .map_or(&[], |(_, entries)| entries.as_slice())
+    }
+}
+
+/// Records span field values into the span's [`SpanFields`], creating it
+/// on first use.
+fn record_span(ext: &mut ExtensionsMut<'_>, values: &Record<'_>, policy: &Redaction) {
+    match ext.get_mut::<SpanFields>() {
+        Some(fields) => fields.record(values, policy),
+        None => {
+            let mut fields = SpanFields::default();
+            fields.record(values, policy);
+            ext.insert(fields);
+        }
     }
 }
 
@@ -380,7 +416,7 @@ impl<W: Sink> LogLayer<W> {
             for span in scope {
                 let ext = span.extensions();
                 if let Some(fields) = ext.get::<SpanFields>() {
-                    for (key, value) in &fields.entries {
+                    for (key, value) in fields.entries(&self.redaction) {
                         if !keys.contains(key) {
                             keys.push(key);
                             style.key(span_fields, key);
@@ -518,35 +554,27 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields {
-            entries: Vec::new(),
-        };
-        fields.record(&Record::new(attrs.values()), &self.redaction);
         let mut ext = span.extensions_mut();
         let meta = attrs.metadata();
-        if meta.target() == REQUEST_SPAN_TARGET && meta.name() == REQUEST_SPAN_NAME {
+        // Another `LogLayer` in the same registry may have been here first:
+        // never insert twice (the registry panics on that).
+        if meta.target() == REQUEST_SPAN_TARGET
+            && meta.name() == REQUEST_SPAN_NAME
+            && ext.get_mut::<SpanRequest>().is_none()
+        {
             if let Some(rc) = RequestContext::current() {
                 ext.insert(SpanRequest(rc));
             }
         }
-        if !fields.entries.is_empty() {
-            ext.insert(fields);
+        if !attrs.values().is_empty() {
+            record_span(&mut ext, &Record::new(attrs.values()), &self.redaction);
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        match ext.get_mut::<SpanFields>() {
-            Some(fields) => fields.record(values, &self.redaction),
-            None => {
-                let mut fields = SpanFields {
-                    entries: Vec::new(),
-                };
-                fields.record(values, &self.redaction);
-                ext.insert(fields);
-            }
-        }
+        record_span(&mut ext, values, &self.redaction);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
