@@ -67,7 +67,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, Weak};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -148,6 +148,8 @@ struct State {
     writer_done: bool,
     /// Dropped lines not yet reported in band.
     unreported_drops: u64,
+    /// Lines of the batch the writer is writing now.
+    in_flight: u64,
     flush_requested: u64,
     flush_done: u64,
     stats: Stats,
@@ -183,11 +185,38 @@ impl Shared {
 
     /// Asks the writer to write and flush everything queued so far; waits
     /// until it has, or until `deadline`. Returns whether it finished.
-    fn flush(&self, deadline: Instant) -> bool {
+    fn flush(&self, deadline: Deadline) -> bool {
         if self.is_writer_thread() {
             return false;
         }
-        let mut st = self.lock();
+        let st = self.lock();
+        self.flush_locked(st, deadline)
+    }
+
+    /// `flush` for the panic hook: the panicking thread might hold the
+    /// lock already (it never should), so never block on it; give up at
+    /// the deadline instead.
+    fn flush_from_panic(&self, deadline: Deadline) -> bool {
+        if self.is_writer_thread() {
+            return false;
+        }
+        loop {
+            match self.state.try_lock() {
+                Ok(st) => return self.flush_locked(st, deadline),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                    return self.flush_locked(poisoned.into_inner(), deadline)
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if deadline.remaining().is_none() {
+                        return false;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    fn flush_locked(&self, mut st: MutexGuard<'_, State>, deadline: Deadline) -> bool {
         if st.writer_done {
             return st.queue.is_empty();
         }
@@ -195,16 +224,37 @@ impl Shared {
         let target = st.flush_requested;
         self.work.notify_one();
         while st.flush_done < target && !st.writer_done {
-            let now = Instant::now();
-            if now >= deadline {
+            let Some(left) = deadline.remaining() else {
                 return false;
-            }
-            st = match self.progress.wait_timeout(st, deadline - now) {
+            };
+            st = match self.progress.wait_timeout(st, left) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
         true
+    }
+}
+
+/// A point in time to wait until. A timeout too large to add to the clock
+/// (`Duration::MAX`, say) means no limit.
+#[derive(Clone, Copy)]
+struct Deadline(Option<Instant>);
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// The time left, or `None` once the deadline has passed. Without a
+    /// limit, an hour at a time.
+    fn remaining(self) -> Option<Duration> {
+        match self.0 {
+            None => Some(Duration::from_secs(3600)),
+            Some(at) => at
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero()),
+        }
     }
 }
 
@@ -309,6 +359,7 @@ impl PipelineBuilder {
                 closed: false,
                 writer_done: false,
                 unreported_drops: 0,
+                in_flight: 0,
                 flush_requested: 0,
                 flush_done: 0,
                 stats: Stats::default(),
@@ -350,14 +401,42 @@ impl PipelineBuilder {
     }
 }
 
+/// The pipelines the panic hook flushes.
+static PANIC_FLUSHED: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// How long the panic hook waits for queued lines to be written.
+const PANIC_FLUSH_WAIT: Duration = Duration::from_millis(500);
+
+/// Registers a pipeline with the panic hook, installing the hook the first
+/// time (one hook for all pipelines, chained to the one found then).
 fn install_panic_hook(shared: Weak<Shared>) {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if let Some(shared) = shared.upgrade() {
-            shared.flush(Instant::now() + Duration::from_millis(500));
-        }
-        previous(info);
-    }));
+    static INSTALL: Once = Once::new();
+    {
+        let mut list = PANIC_FLUSHED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        list.retain(|p| p.strong_count() > 0);
+        list.push(shared);
+    }
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let deadline = Deadline::after(PANIC_FLUSH_WAIT);
+            let live: Vec<Arc<Shared>> = match PANIC_FLUSHED.try_lock() {
+                Ok(list) => list.iter().filter_map(Weak::upgrade).collect(),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned
+                    .into_inner()
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .collect(),
+                Err(std::sync::TryLockError::WouldBlock) => Vec::new(),
+            };
+            for shared in live {
+                shared.flush_from_panic(deadline);
+            }
+            previous(info);
+        }));
+    });
 }
 
 impl Pipeline {
@@ -383,7 +462,7 @@ impl Pipeline {
     /// Writes out and flushes everything queued so far, waiting at most
     /// `timeout`. Returns `false` if that was not enough.
     pub fn flush(&self, timeout: Duration) -> bool {
-        self.shared.flush(Instant::now() + timeout)
+        self.shared.flush(Deadline::after(timeout))
     }
 }
 
@@ -419,20 +498,25 @@ impl Sink for Pipeline {
                         drop_line(&mut st);
                         return;
                     }
-                    let deadline = Instant::now() + max_wait;
-                    while st.queue.len() + line.len() > st.capacity && !st.closed {
-                        let now = Instant::now();
-                        if now >= deadline || st.shedding {
-                            st.shedding = true;
-                            drop_line(&mut st);
-                            return;
-                        }
-                        st = match shared.room.wait_timeout(st, deadline - now) {
+                    // A line that arrived before shutdown keeps waiting
+                    // through it: the writer drains the queue before it
+                    // stops, so a clean shutdown loses nothing.
+                    let deadline = Deadline::after(max_wait);
+                    while st.queue.len() + line.len() > st.capacity && !st.writer_done {
+                        let left = match deadline.remaining() {
+                            Some(left) if !st.shedding => left,
+                            _ => {
+                                st.shedding = true;
+                                drop_line(&mut st);
+                                return;
+                            }
+                        };
+                        st = match shared.room.wait_timeout(st, left) {
                             Ok((guard, _)) => guard,
                             Err(poisoned) => poisoned.into_inner().0,
                         };
                     }
-                    if st.closed {
+                    if st.writer_done {
                         drop_line(&mut st);
                         return;
                     }
@@ -495,25 +579,25 @@ impl PipelineGuard {
     }
 
     fn shutdown_inner(&mut self, timeout: Duration) -> ShutdownReport {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         let shared = &*self.shared;
         let mut st = shared.lock();
         st.closed = true;
         shared.work.notify_one();
         shared.room.notify_all();
         while !st.writer_done {
-            let now = Instant::now();
-            if now >= deadline {
-                // Whatever is still queued will not be written in time.
-                let left = st.queued_lines;
-                st.stats.dropped += left;
-                let stats = st.stats;
+            let Some(left) = deadline.remaining() else {
+                // What is queued or being written now did not make it in
+                // time: report it as dropped. The writer may still finish
+                // it later; the live counters then say so.
+                let mut stats = st.stats;
+                stats.dropped += st.queued_lines + st.in_flight;
                 return ShutdownReport {
                     stats,
                     timed_out: true,
                 };
-            }
-            st = match shared.progress.wait_timeout(st, deadline - now) {
+            };
+            st = match shared.progress.wait_timeout(st, left) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
@@ -583,6 +667,7 @@ impl Writer {
             let flush_target = st.flush_requested;
             std::mem::swap(&mut st.queue, &mut self.spare);
             let lines = std::mem::take(&mut st.queued_lines);
+            st.in_flight = lines;
             let drops = std::mem::take(&mut st.unreported_drops);
             st.shedding = false;
             shared.room.notify_all();
@@ -603,10 +688,13 @@ impl Writer {
             let mut st = shared.lock();
             st.stats.written += written + drop_report;
             st.stats.failed += lines - written;
+            st.in_flight = 0;
             st.flush_done = flush_target;
             if closing && st.queue.is_empty() {
                 st.writer_done = true;
                 shared.progress.notify_all();
+                // Callers still waiting for room now drop their lines.
+                shared.room.notify_all();
                 return;
             }
             shared.progress.notify_all();
@@ -736,5 +824,122 @@ mod tests {
         p.write_line(b"{\"a\":1}\n");
         assert!(p.flush(Duration::from_secs(5)));
         assert_eq!(capture.lines().len(), 1);
+    }
+
+    /// An output that takes `delay` per write call.
+    struct SlowOutput {
+        inner: Capture,
+        delay: Duration,
+    }
+
+    impl Write for SlowOutput {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            thread::sleep(self.delay);
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn slow(capture: &Capture, millis: u64) -> SlowOutput {
+        SlowOutput {
+            inner: capture.clone(),
+            delay: Duration::from_millis(millis),
+        }
+    }
+
+    #[test]
+    fn unbounded_waits_are_accepted() {
+        // `Duration::MAX` means "never give up": no overflow, no panic.
+        let capture = Capture::new();
+        let (p, guard) = Pipeline::builder(slow(&capture, 20))
+            .capacity_bytes(64)
+            .backpressure(Backpressure::Block {
+                max_wait: Duration::MAX,
+            })
+            .flush_on_panic(false)
+            .start();
+        for i in 0..40 {
+            p.write_line(format!("{{\"i\":{i:02}}}\n").as_bytes());
+        }
+        assert!(p.flush(Duration::MAX));
+        let report = guard.shutdown(Duration::MAX);
+        assert!(!report.timed_out);
+        assert_eq!(report.stats.dropped, 0);
+        assert_eq!(report.stats.written, 40);
+        assert_eq!(capture.lines().len(), 40);
+    }
+
+    #[test]
+    fn callers_blocked_when_shutdown_starts_still_get_their_lines_written() {
+        let line = |n: u32| format!("{{\"n\":{n:02}}}\n");
+        let capture = Capture::new();
+        let (p, guard) = Pipeline::builder(slow(&capture, 200))
+            .capacity_bytes(4 * line(0).len())
+            .batch_delay(Duration::ZERO)
+            .backpressure(Backpressure::Block {
+                max_wait: Duration::from_secs(30),
+            })
+            .flush_on_panic(false)
+            .start();
+        // One line being written (200 ms), four filling the queue...
+        p.write_line(line(0).as_bytes());
+        thread::sleep(Duration::from_millis(50));
+        for n in 1..5 {
+            p.write_line(line(n).as_bytes());
+        }
+        // ...and four callers blocked for room when shutdown starts.
+        let blocked: Vec<_> = (5..9)
+            .map(|n| {
+                let p = p.clone();
+                thread::spawn(move || p.write_line(line(n).as_bytes()))
+            })
+            .collect();
+        // All four are inside `write_line` (counted, then waiting).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.stats().submitted < 9 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let report = guard.shutdown(Duration::from_secs(30));
+        for t in blocked {
+            t.join().unwrap();
+        }
+        assert!(!report.timed_out);
+        assert_eq!(report.stats.dropped, 0, "{report:?}");
+        assert_eq!(report.stats.written, 9, "{report:?}");
+        let mut lines = capture.lines();
+        lines.sort();
+        assert_eq!(
+            lines,
+            (0..9)
+                .map(|n| line(n).trim().to_owned())
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_shutdown_that_times_out_reports_what_was_not_written() {
+        let capture = Capture::new();
+        let (p, guard) = Pipeline::builder(slow(&capture, 200))
+            .batch_delay(Duration::ZERO)
+            .flush_on_panic(false)
+            .start();
+        p.write_line(b"{\"a\":1}\n");
+        // The writer is now inside its 200 ms write of the first line.
+        thread::sleep(Duration::from_millis(50));
+        p.write_line(b"{\"a\":2}\n");
+        let report = guard.shutdown(Duration::from_millis(10));
+        assert!(report.timed_out);
+        assert_eq!(report.stats.written, 0);
+        assert_eq!(report.stats.dropped, 2, "in flight and queued: {report:?}");
+        // The writer finishes on its own; the live counters say so, with
+        // nothing counted twice.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while p.stats().written < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let stats = p.stats();
+        assert_eq!((stats.written, stats.dropped), (2, 0));
     }
 }
