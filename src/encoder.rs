@@ -18,8 +18,15 @@ use crate::redact::{redact_url, Redaction, Verdict};
 
 /// Keys corrlog writes itself. A user field with one of these names is
 /// written as `fields.<name>` instead, so it can never overwrite them.
-pub(crate) const RESERVED_KEYS: &[&str] =
-    &["timestamp", "level", "message", "logger", "request_id"];
+pub(crate) const RESERVED_KEYS: &[&str] = &[
+    "timestamp",
+    "level",
+    "message",
+    "logger",
+    "request_id",
+    "trace_id",
+    "span_id",
+];
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 

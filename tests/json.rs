@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corrlog::writer::Capture;
+use corrlog::trace_context::TraceContext;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -138,6 +139,33 @@ fn reserved_keys_are_never_overwritten() {
     assert_eq!(line["fields.message"], "span-msg");
     assert_eq!(line["fields.timestamp"], 1);
     assert_eq!(line["fields.logger"], "fake");
+}
+
+#[test]
+fn trace_keys_are_reserved_too() {
+    let lines = capture(|| {
+        let ctx = RequestContext::with_trace(
+            RequestId::new("trace-req").unwrap(),
+            Some(TraceContext::new_root()),
+            http::HeaderName::from_static("x-request-id"),
+        );
+        ctx.run(|| {
+            corrlog::bind("span_id", "bound-fake");
+            let span = tracing::info_span!("s", trace_id = "span-fake");
+            let _g = span.enter();
+            tracing::info!(span_id = 7, "traced");
+        })
+    });
+    // Each key once in the raw line: a parser keeping the last duplicate
+    // would otherwise see the user's value.
+    for key in ["\"trace_id\":", "\"span_id\":"] {
+        assert_eq!(lines[0].matches(key).count(), 1, "{}", lines[0]);
+    }
+    let line = parse(&lines[0]);
+    assert_eq!(line["trace_id"].as_str().unwrap().len(), 32);
+    assert_eq!(line["span_id"].as_str().unwrap().len(), 16);
+    assert_eq!(line["fields.trace_id"], "span-fake");
+    assert_eq!(line["fields.span_id"], 7);
 }
 
 #[test]
