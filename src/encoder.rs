@@ -160,6 +160,13 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Appends `s` as a quoted JSON string of at most `max` bytes of input.
+pub(crate) fn write_str_bounded(out: &mut Vec<u8>, s: &str, max: usize) {
+    out.push(b'"');
+    escape_bounded(out, s, max);
+    out.push(b'"');
+}
+
 /// Appends an integer.
 pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());

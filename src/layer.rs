@@ -501,15 +501,20 @@ impl<W: Sink> LogLayer<W> {
             for field in rc.fields().iter() {
                 if !keys.iter().any(|k| *k == field.key) {
                     style.key(line, &field.key);
-                    match field.verdict(&self.redaction) {
-                        Verdict::Plain => line.extend_from_slice(field.json.as_bytes()),
-                        Verdict::Secret => line.extend_from_slice(b"\"[REDACTED]\""),
-                        Verdict::Url => match &field.text {
-                            Some(text) => {
-                                encoder::write_str(line, &redact_url(&self.redaction, text));
-                            }
-                            None => line.extend_from_slice(field.json.as_bytes()),
-                        },
+                    let max = self.redaction.max_bytes();
+                    match (field.verdict(&self.redaction), &field.text) {
+                        (Verdict::Secret, _) => line.extend_from_slice(b"\"[REDACTED]\""),
+                        (Verdict::Url, Some(text)) => encoder::write_str_bounded(
+                            line,
+                            &redact_url(&self.redaction, text),
+                            max,
+                        ),
+                        // The value was encoded when bound; re-encode only
+                        // a string over the size cap.
+                        (Verdict::Plain, Some(text)) if text.len() > max => {
+                            encoder::write_str_bounded(line, text, max);
+                        }
+                        _ => line.extend_from_slice(field.json.as_bytes()),
                     }
                 }
             }

@@ -17,10 +17,10 @@
 //!   `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`,
 //!   `x-auth-token`, `x-csrf-token` are always masked, whatever their case
 //!   or repetition.
-//! - **Size**: every string value (the message too) is cut at
-//!   [`Redaction::max_value_bytes`] (16 KiB by default), on a character
-//!   boundary, and ends with `…[truncated N bytes]`, so one request cannot
-//!   write megabytes per line.
+//! - **Size**: every string value (the message and bound fields too) is cut
+//!   at [`Redaction::max_value_bytes`] (16 KiB by default), on a character
+//!   boundary, and ends with `…[truncated, N bytes in all]` (N the original
+//!   length), so one request cannot write megabytes per line.
 //!
 //! ```
 //! use corrlog::redact::{redact_url, Redaction};

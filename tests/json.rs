@@ -6,8 +6,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use corrlog::writer::Capture;
 use corrlog::trace_context::TraceContext;
+use corrlog::writer::Capture;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -227,13 +227,17 @@ fn huge_values_are_cut_to_the_bound_in_one_valid_line() {
     let big = "x".repeat(1 << 20);
     let multibyte = "é".repeat(20_000);
     let lines = capture(|| {
-        tracing::info!(display = %big, text = big.as_str(), debug = ?multibyte, "{big}");
+        in_request("big-1", || {
+            corrlog::bind("bound", big.as_str());
+            corrlog::bind("callback_url", format!("https://a.example/{big}"));
+            tracing::info!(display = %big, text = big.as_str(), debug = ?multibyte, "{big}");
+        })
     });
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].len() < 100 * 1024, "{} bytes", lines[0].len());
+    assert!(lines[0].len() < 120 * 1024, "{} bytes", lines[0].len());
     let line = parse(&lines[0]);
     let note = "…[truncated, 1048576 bytes in all]";
-    for key in ["display", "text", "message"] {
+    for key in ["display", "text", "message", "bound"] {
         let v = line[key].as_str().unwrap();
         assert!(v.starts_with(&"x".repeat(16 * 1024)), "{key}");
         assert!(v.ends_with(note), "{key}: ...{}", &v[v.len() - 60..]);
@@ -247,6 +251,13 @@ fn huge_values_are_cut_to_the_bound_in_one_valid_line() {
         debug.contains("[truncated, 40002 bytes in all]"),
         "{}",
         &debug[debug.len() - 60..]
+    );
+    let url = line["callback_url"].as_str().unwrap();
+    assert!(url.starts_with("https://a.example/xxx"));
+    assert!(
+        url.ends_with("…[truncated, 1048594 bytes in all]"),
+        "{}",
+        &url[url.len() - 60..]
     );
 }
 
