@@ -41,6 +41,17 @@ fn routes() -> Router {
         )
         .route("/forever", get(|| async { Body::new(Forever) }))
         .route(
+            "/sized",
+            get(|| async {
+                // Two chunks, then a body that never says it has ended;
+                // the declared length tells the server when it is done.
+                (
+                    [(axum::http::header::CONTENT_LENGTH, "8")],
+                    Body::new(NeverEnds { chunks: 2 }),
+                )
+            }),
+        )
+        .route(
             "/broken",
             get(|| async { Body::new(Broken { sent: false }) }),
         )
@@ -59,6 +70,27 @@ impl http_body::Body for Forever {
             b'x';
             64 * 1024
         ])))))
+    }
+}
+
+/// `chunks` chunks of four bytes, then pending for ever.
+struct NeverEnds {
+    chunks: u32,
+}
+impl http_body::Body for NeverEnds {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.chunks == 0 {
+            return Poll::Pending;
+        }
+        self.chunks -= 1;
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            b"abcd",
+        )))))
     }
 }
 
@@ -349,6 +381,45 @@ fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
         })
         .unwrap();
     assert_eq!(panic_line["panic"], "access boom");
+}
+
+#[test]
+fn bodies_the_server_never_reads_to_the_end_are_not_disconnects() {
+    // HEAD gets no body (the server drops it unread), and a body whose
+    // declared length has been sent is dropped without being polled to
+    // its end: both are normal ends, at INFO, and skip lists apply.
+    let server = server(AccessLog::default().skip_path("/health"));
+    let rt = client_runtime();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        for (method, path, id) in [
+            (reqwest::Method::HEAD, "/orders/1", "head-order"),
+            (reqwest::Method::HEAD, "/health", "head-health"),
+            (reqwest::Method::GET, "/sized", "sized-body"),
+        ] {
+            let res = client
+                .request(method, server.url(path))
+                .header("x-request-id", id)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.headers()["x-request-id"], id);
+            let body = res.bytes().await.unwrap();
+            if id == "sized-body" {
+                assert_eq!(&body[..], b"abcdabcd");
+            }
+        }
+    });
+    let lines = access_lines(&server);
+    for id in ["head-order", "sized-body"] {
+        let mine = access_for(&lines, id);
+        assert_eq!(mine.len(), 1, "{id}: {mine:#?}");
+        assert_eq!(str_field(mine[0], "reason"), None, "{id}: {}", mine[0]);
+        assert_eq!(mine[0]["level"], "INFO", "{id}");
+    }
+    assert_eq!(access_for(&lines, "sized-body")[0]["bytes_out"], 8);
+    assert!(access_for(&lines, "head-health").is_empty(), "{lines:#?}");
 }
 
 #[test]

@@ -203,6 +203,7 @@ impl AccessLog {
             headers: access.header_text(headers, &config.redaction),
             status: None,
             bytes_out: 0,
+            expected_bytes: None,
             skipped,
             config: config.clone(),
             done: false,
@@ -340,6 +341,8 @@ pub(crate) struct Record {
     headers: Option<String>,
     pub(crate) status: Option<u16>,
     pub(crate) bytes_out: u64,
+    /// The body's exact length, when it said so up front.
+    pub(crate) expected_bytes: Option<u64>,
     skipped: bool,
     config: Arc<super::Config>,
     done: bool,
@@ -360,6 +363,16 @@ macro_rules! at_level {
 }
 
 impl Record {
+    /// Whether a response body dropped before its end had still been sent
+    /// in full, so the drop is no disconnect: HTTP sends no body for HEAD,
+    /// 204 and 304 (the server drops it unread), and a server stops
+    /// polling once the declared `content-length` has gone out.
+    pub(crate) fn complete_when_dropped(&self) -> bool {
+        self.method == Method::HEAD
+            || matches!(self.status, Some(100..=199 | 204 | 304))
+            || self.expected_bytes.is_some_and(|n| self.bytes_out >= n)
+    }
+
     /// [`Record::finish`] inside the request's context and span, for code
     /// that runs outside them (drops, the body's constructor).
     pub(crate) fn finish_in(

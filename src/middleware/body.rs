@@ -32,7 +32,8 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(mut access) = this.access.take() {
-                access.finish_in(this.ctx, this.span, Some("client_disconnect"));
+                let reason = (!access.complete_when_dropped()).then_some("client_disconnect");
+                access.finish_in(this.ctx, this.span, reason);
             }
         }
     }
@@ -64,6 +65,9 @@ impl<B: Body> CorrlogBody<B> {
             if let Some(mut record) = access.take() {
                 record.finish_in(&ctx, &span, None);
             }
+        }
+        if let (Some(record), Some(exact)) = (access.as_mut(), body.size_hint().exact()) {
+            record.expected_bytes = Some(exact);
         }
         CorrlogBody {
             kind: Kind::Inner { body },

@@ -160,6 +160,11 @@ where
             Ok(Ok(response)) => {
                 if let Some(access) = access.as_mut() {
                     access.status = Some(response.status().as_u16());
+                    access.expected_bytes = response
+                        .headers()
+                        .get(header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok());
                 }
                 let ctx = this.ctx.clone();
                 response.map(|body| CorrlogBody::new(body, ctx, span, access))
