@@ -22,8 +22,10 @@
 //!         .layer(logging.layer.clone());
 //!
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//!     axum::serve(listener, app).await?;
-//!     logging.shutdown(std::time::Duration::from_secs(5));
+//!     axum::serve(listener, app)
+//!         .with_graceful_shutdown(corrlog::shutdown_signal()) // Ctrl-C or SIGTERM
+//!         .await?;
+//!     logging.shutdown(std::time::Duration::from_secs(5)); // write out what is queued
 //!     Ok(())
 //! }
 //! ```
@@ -95,7 +97,7 @@ pub mod testing;
 pub mod trace_context;
 pub mod writer;
 
-pub use builder::{builder, Format, Logging, Output, Preset};
+pub use builder::{builder, shutdown_signal, Format, Logging, Output, Preset};
 pub use context::{bind, request_id, FieldValue, RequestContext};
 pub use error::{Error, ErrorKind};
 pub use id::{IdPolicy, InvalidRequestId, MakeRequestId, RequestId, UuidV4, UuidV7};
