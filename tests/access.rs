@@ -290,9 +290,63 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
             b"forwarded: for=\"[2001:db8::7]:443\";proto=https",
         ],
     );
+    // Hops with ports, as some proxies write them.
+    send(
+        &trusted,
+        "/orders/1",
+        &[
+            b"x-request-id: xff-port",
+            b"x-forwarded-for: 6.6.6.6, 203.0.113.7:51234",
+        ],
+    );
+    // A hop that cannot be read stops the walk: what lies left of it was
+    // written by the client, so the peer is all we can vouch for.
+    send(
+        &trusted,
+        "/orders/1",
+        &[
+            b"x-request-id: xff-junk",
+            b"x-forwarded-for: 6.6.6.6, not-an-ip",
+        ],
+    );
+    send(
+        &trusted,
+        "/orders/1",
+        &[
+            b"x-request-id: fwd-hidden",
+            b"forwarded: for=6.6.6.6, for=_hidden",
+        ],
+    );
     let lines = access_lines(&trusted);
     assert_eq!(access_for(&lines, "xff-2")[0]["client_ip"], "203.0.113.9");
+    let ranges = server(
+        AccessLog::default()
+            .trusted_network("127.0.0.0".parse().unwrap(), 8)
+            .trusted_network("10.0.0.0".parse().unwrap(), 8),
+    );
+    send(
+        &ranges,
+        "/orders/1",
+        &[
+            b"x-request-id: xff-net",
+            b"x-forwarded-for: 198.51.100.1, 203.0.113.9, 10.20.30.40",
+        ],
+    );
+    let ranged = access_lines(&ranges);
+    assert_eq!(
+        access_for(&ranged, "xff-net")[0]["client_ip"],
+        "203.0.113.9"
+    );
     assert_eq!(access_for(&lines, "fwd-1")[0]["client_ip"], "2001:db8::7");
+    assert_eq!(
+        access_for(&lines, "xff-port")[0]["client_ip"],
+        "203.0.113.7"
+    );
+    assert_eq!(access_for(&lines, "xff-junk")[0]["client_ip"], "127.0.0.1");
+    assert_eq!(
+        access_for(&lines, "fwd-hidden")[0]["client_ip"],
+        "127.0.0.1"
+    );
 }
 
 #[test]

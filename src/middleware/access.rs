@@ -59,7 +59,7 @@ pub struct AccessLog {
     pub(crate) log_start: bool,
     levels: [Level; 3],
     include_query: bool,
-    trusted_proxies: Arc<[IpAddr]>,
+    trusted_proxies: Arc<[Network]>,
     headers: Vec<HeaderName>,
 }
 
@@ -158,10 +158,35 @@ impl AccessLog {
     /// Proxies whose `X-Forwarded-For` and `Forwarded` headers are
     /// believed. The client ip is the peer address unless the peer is one
     /// of these; then it is the nearest untrusted address those headers
-    /// name. Empty by default: the headers are ignored.
+    /// name (reading from the right, and stopping at a hop that cannot be
+    /// parsed). Empty by default: the headers are ignored. Adds to the
+    /// list; see also [`AccessLog::trusted_network`].
     #[must_use]
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
-        self.trusted_proxies = proxies.into_iter().collect::<Vec<_>>().into();
+        let mut all = self.trusted_proxies.to_vec();
+        all.extend(proxies.into_iter().map(Network::host));
+        self.trusted_proxies = all.into();
+        self
+    }
+
+    /// Trusts every proxy in a network, given as an address and a prefix
+    /// length (`10.0.0.0`, 8 for `10.0.0.0/8`; a pod network, say). Adds
+    /// to [`AccessLog::trusted_proxies`]. A prefix longer than the address
+    /// is taken as the whole address.
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr};
+    /// use corrlog::middleware::AccessLog;
+    ///
+    /// let access = AccessLog::default()
+    ///     .trusted_network(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 8)
+    ///     .trusted_network("fd00::".parse().unwrap(), 8);
+    /// ```
+    #[must_use]
+    pub fn trusted_network(mut self, addr: IpAddr, prefix_len: u8) -> Self {
+        let mut all = self.trusted_proxies.to_vec();
+        all.push(Network::new(addr, prefix_len));
+        self.trusted_proxies = all.into();
         self
     }
 
@@ -281,41 +306,96 @@ fn peer_addr<B>(req: &Request<B>) -> Option<IpAddr> {
 
 /// The peer address, or, behind trusted proxies, the nearest untrusted
 /// address in `Forwarded` / `X-Forwarded-For` (read right to left).
-fn client_ip<B>(req: &Request<B>, trusted: &[IpAddr]) -> Option<IpAddr> {
+fn client_ip<B>(req: &Request<B>, trusted: &[Network]) -> Option<IpAddr> {
     let peer = peer_addr(req)?;
-    if !trusted.contains(&peer) {
+    let trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
         return Some(peer);
     }
-    let mut hops: Vec<IpAddr> = Vec::new();
+    // Each hop as the proxy to its right recorded it; `None` for one that
+    // cannot be read (`for=unknown`, `for=_hidden`, junk).
+    let mut hops: Vec<Option<IpAddr>> = Vec::new();
     for value in req.headers().get_all(http::header::FORWARDED) {
-        let Ok(text) = value.to_str() else { continue };
+        let Ok(text) = value.to_str() else {
+            hops.push(None);
+            continue;
+        };
         for element in text.split(',') {
             for pair in element.split(';') {
                 let pair = pair.trim();
                 if pair.len() > 4 && pair[..4].eq_ignore_ascii_case("for=") {
-                    if let Some(ip) = parse_forwarded_ip(&pair[4..]) {
-                        hops.push(ip);
-                    }
+                    hops.push(parse_forwarded_ip(&pair[4..]));
                 }
             }
         }
     }
     if hops.is_empty() {
         for value in req.headers().get_all("x-forwarded-for") {
-            let Ok(text) = value.to_str() else { continue };
-            hops.extend(
-                text.split(',')
-                    .filter_map(|s| s.trim().parse::<IpAddr>().ok()),
-            );
+            match value.to_str() {
+                Ok(text) => hops.extend(text.split(',').map(parse_forwarded_ip)),
+                Err(_) => hops.push(None),
+            }
         }
     }
-    Some(
-        hops.iter()
-            .rev()
-            .find(|ip| !trusted.contains(ip))
-            .copied()
-            .unwrap_or(peer),
-    )
+    // From the right: skip our own proxies; the first other hop is the
+    // client. Stop at a hop that cannot be read: anything left of it was
+    // written by someone we cannot vouch for, so fall back to the peer.
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(ip) if trusted(ip) => continue,
+            Some(ip) => return Some(*ip),
+            None => return Some(peer),
+        }
+    }
+    Some(peer)
+}
+
+/// An address range: the bits of `addr` under a prefix of `len` bits.
+#[derive(Debug, Clone, Copy)]
+struct Network {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl Network {
+    fn new(addr: IpAddr, len: u8) -> Self {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        Network {
+            addr,
+            len: len.min(max),
+        }
+    }
+
+    fn host(addr: IpAddr) -> Self {
+        Network::new(addr, 128)
+    }
+
+    fn contains(&self, ip: &IpAddr) -> bool {
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(*ip, IpAddr::V4),
+            IpAddr::V4(_) => *ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(u32::from(net)) << 96,
+                u128::from(u32::from(ip)) << 96,
+                self.len,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(u128::from(net), u128::from(ip), self.len)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the top `len` bits of `a` and `b` agree.
+fn prefix_eq(a: u128, b: u128, len: u8) -> bool {
+    match len {
+        0 => true,
+        len => (a ^ b) >> (128 - u32::from(len)) == 0,
+    }
 }
 
 fn parse_forwarded_ip(value: &str) -> Option<IpAddr> {
@@ -326,8 +406,12 @@ fn parse_forwarded_ip(value: &str) -> Option<IpAddr> {
     if let Ok(ip) = v.parse() {
         return Some(ip);
     }
-    // ipv4:port
-    v.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok())
+    // ipv4:port (an IPv6 address with a port is always bracketed)
+    let (ip, port) = v.rsplit_once(':')?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// One request's access line in the making.
@@ -444,5 +528,47 @@ impl Record {
             reason,
             "request finished"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn networks_match_by_prefix() {
+        let pods = Network::new(ip("10.0.0.0"), 8);
+        assert!(pods.contains(&ip("10.255.3.4")));
+        assert!(pods.contains(&ip("::ffff:10.1.2.3")));
+        assert!(!pods.contains(&ip("11.0.0.1")));
+        assert!(!pods.contains(&ip("fd00::1")));
+        let v6 = Network::new(ip("fd00::"), 8);
+        assert!(v6.contains(&ip("fd12:3456::1")));
+        assert!(!v6.contains(&ip("fe80::1")));
+        let host = Network::host(ip("192.0.2.1"));
+        assert!(host.contains(&ip("192.0.2.1")));
+        assert!(!host.contains(&ip("192.0.2.2")));
+        assert!(Network::new(ip("0.0.0.0"), 0).contains(&ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn forwarded_hops_parse_with_and_without_ports() {
+        assert_eq!(
+            parse_forwarded_ip(" 203.0.113.7:51234"),
+            Some(ip("203.0.113.7"))
+        );
+        assert_eq!(
+            parse_forwarded_ip("\"[2001:db8::7]:443\""),
+            Some(ip("2001:db8::7"))
+        );
+        assert_eq!(parse_forwarded_ip("2001:db8::7"), Some(ip("2001:db8::7")));
+        assert_eq!(parse_forwarded_ip("_hidden"), None);
+        assert_eq!(parse_forwarded_ip("unknown"), None);
+        assert_eq!(parse_forwarded_ip("1.2.3.4:"), None);
+        assert_eq!(parse_forwarded_ip("1.2.3.4:x"), None);
     }
 }
