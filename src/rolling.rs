@@ -177,7 +177,10 @@ impl RollingFile {
             .unwrap_or_default()
     }
 
-    /// The rotated files, oldest first.
+    /// The rotated files, oldest first: `<name>.<YYYYMMDDTHHMMSSZ>`, with
+    /// `-NNN` when several rotations fall in one second. Other files
+    /// beside it (`app.log.lock`, a compressed `app.log.1.gz`) are never
+    /// counted or pruned.
     pub fn rotated_files(&self) -> Vec<PathBuf> {
         let prefix = format!("{}.", self.file_name());
         let dir = match self.path.parent() {
@@ -188,7 +191,12 @@ impl RollingFile {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|name| name.strip_prefix(&prefix))
+                    .is_some_and(is_rotation_suffix)
+            })
             .map(|e| e.path())
             .collect();
         files.sort();
@@ -273,6 +281,24 @@ impl Write for RollingFile {
     }
 }
 
+/// Whether `s` is the suffix `rotate` gives a file: `YYYYMMDDTHHMMSSZ`,
+/// then optionally `-` and digits.
+fn is_rotation_suffix(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 16 {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..8) && b[8] == b'T' && digits(9..15) && b[15] == b'Z') {
+        return false;
+    }
+    match &b[16..] {
+        [] => true,
+        [b'-', rest @ ..] => !rest.is_empty() && rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +311,44 @@ mod tests {
         ));
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn pruning_leaves_other_files_alone() {
+        let dir = temp_dir("others");
+        let others = [
+            "app.log.lock",
+            "app.log.1.gz",
+            "app.log.20260101T000000Z.gz",
+        ];
+        for name in others {
+            fs::write(dir.join(name), b"keep me").unwrap();
+        }
+        let mut f = RollingFile::builder(dir.join("app.log"))
+            .max_bytes(10)
+            .max_files(1)
+            .open()
+            .unwrap();
+        for _ in 0..5 {
+            f.write_all(b"0123456789\n").unwrap();
+        }
+        f.flush().unwrap();
+        assert_eq!(f.rotated_files().len(), 1);
+        for name in others {
+            assert_eq!(fs::read(dir.join(name)).unwrap(), b"keep me", "{name}");
+        }
+        fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn rotation_suffixes() {
+        assert!(is_rotation_suffix("20261129T030405Z"));
+        assert!(is_rotation_suffix("20261129T030405Z-001"));
+        assert!(is_rotation_suffix("20261129T030405Z-1234"));
+        assert!(!is_rotation_suffix("20261129T030405Z-"));
+        assert!(!is_rotation_suffix("20261129T030405Z.gz"));
+        assert!(!is_rotation_suffix("lock"));
+        assert!(!is_rotation_suffix("1.gz"));
     }
 
     #[test]
