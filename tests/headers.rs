@@ -217,7 +217,13 @@ fn first_valid_configured_header_wins_in_either_order() {
 #[test]
 fn edge_mode_always_generates_and_keeps_the_client_value_as_correlation_id() {
     let server = TestServer::start(2, app(CorrlogLayer::new().edge()));
-    let (id, _) = roundtrip(&server, &[b"x-request-id: client-chosen-1"]);
+    let (id, _) = roundtrip(
+        &server,
+        &[
+            b"x-request-id: client-chosen-1",
+            b"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ],
+    );
     assert!(is_uuid_v4(&id), "{id}");
     let (id2, _) = roundtrip(&server, &[b"x-request-id: bad value"]);
     assert!(is_uuid_v4(&id2));
@@ -227,6 +233,10 @@ fn edge_mode_always_generates_and_keeps_the_client_value_as_correlation_id() {
         .find(|l| str_field(l, "request_id") == Some(id.as_str()))
         .unwrap();
     assert_eq!(str_field(line, "correlation_id"), Some("client-chosen-1"));
+    // The client's trace is not continued either: a new one starts.
+    let trace_id = str_field(line, "trace_id").unwrap();
+    assert_eq!(trace_id.len(), 32);
+    assert_ne!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     let line2 = lines
         .iter()
         .find(|l| str_field(l, "request_id") == Some(id2.as_str()))

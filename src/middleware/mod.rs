@@ -181,7 +181,9 @@ impl CorrlogLayer {
 
     /// Edge mode: never trust the client. Always generate the request id;
     /// keep a valid incoming value as the bound field `correlation_id`.
-    /// Off by default.
+    /// An incoming `traceparent`/`tracestate` is ignored too: every request
+    /// starts a new trace (an active OpenTelemetry context, which the
+    /// service set up itself, is still used). Off by default.
     ///
     /// ```
     /// let layer = corrlog::CorrlogLayer::new().edge();

@@ -80,7 +80,11 @@ where
             if let Some(otel) = TraceContext::from_opentelemetry() {
                 return otel;
             }
-            TraceContext::from_headers(req.headers())
+            if config.edge {
+                TraceContext::new_root()
+            } else {
+                TraceContext::from_headers(req.headers())
+            }
         });
         let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
         if let Some(correlation) = &correlation {
