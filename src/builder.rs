@@ -50,6 +50,10 @@
 //! | `CORRLOG_QUEUE_BYTES` | a byte count | [`Builder::queue_bytes`] |
 //! | `NO_COLOR` | any value | turns colour off in pretty output |
 //!
+//! A value corrlog cannot use (a typo in `RUST_LOG` too) makes `init` and
+//! `build` return an [`Error`] naming the variable, so a misconfigured
+//! service fails at start rather than logging at a level nobody chose.
+//!
 //! Every named logger (tracing target) shares the one pipeline, filter and
 //! format.
 
@@ -153,6 +157,8 @@ impl Output {
 pub struct Builder {
     format: Format,
     level: String,
+    /// The variable the level came from, when it came from one.
+    level_var: Option<&'static str>,
     output: Output,
     backpressure: Backpressure,
     queue_bytes: usize,
@@ -168,6 +174,7 @@ pub fn builder() -> Builder {
     Builder {
         format: Format::Auto,
         level: "info".to_owned(),
+        level_var: None,
         output: Output::Stdout,
         backpressure: Backpressure::default(),
         queue_bytes: crate::pipeline::DEFAULT_CAPACITY_BYTES,
@@ -340,8 +347,12 @@ impl Builder {
                 _ => return Err(invalid_env("CORRLOG_FORMAT", v, "json, pretty or auto")),
             };
         }
-        if let Some(v) = env_var("CORRLOG_LEVEL").or_else(|| env_var("RUST_LOG")) {
-            self.level = v;
+        for var in ["CORRLOG_LEVEL", "RUST_LOG"] {
+            if let Some(v) = env_var(var) {
+                self.level = v;
+                self.level_var = Some(var);
+                break;
+            }
         }
         if let Some(path) = env_var("CORRLOG_FILE") {
             self.output = Output::file(path);
@@ -374,12 +385,19 @@ impl Builder {
         if self.use_env {
             self.apply_env()?;
         }
-        let filter = EnvFilter::builder().parse(&self.level).map_err(|e| {
-            Error::new(ErrorKind::InvalidFilter {
-                directive: self.level.clone(),
-                message: e.to_string(),
-            })
-        })?;
+        let filter = EnvFilter::builder()
+            .parse(&self.level)
+            .map_err(|e| match self.level_var {
+                Some(var) => invalid_env(
+                    var,
+                    self.level.clone(),
+                    "a level (info) or directives like \"info,orders=debug\"",
+                ),
+                None => Error::new(ErrorKind::InvalidFilter {
+                    directive: self.level.clone(),
+                    message: e.to_string(),
+                }),
+            })?;
         let terminal = self.output.is_terminal();
         let color = terminal && !(self.use_env && env::var_os("NO_COLOR").is_some());
         let pretty = match self.format {

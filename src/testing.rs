@@ -67,6 +67,11 @@ impl TestLogs {
     /// A multi-thread runtime with `workers` workers whose every thread
     /// logs here.
     ///
+    /// The future given to `block_on` itself runs on the calling thread,
+    /// which is not one of the runtime's: to capture what it logs directly
+    /// (not in spawned tasks), call it inside [`TestLogs::scope`], e.g.
+    /// `logs.scope(|| rt.block_on(fut))`.
+    ///
     /// # Panics
     ///
     /// If the runtime cannot be built (no threads available).

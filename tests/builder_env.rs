@@ -61,5 +61,29 @@ fn environment_overrides_the_code() {
     std::env::set_var("CORRLOG_FILE", "/proc/corrlog-no-such-dir/app.log");
     let err = corrlog::builder().build().unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::OpenLogFile { .. }), "{err}");
+    std::env::remove_var("CORRLOG_FILE");
+
+    // A bad filter names the variable it came from.
+    std::env::remove_var("CORRLOG_LEVEL");
+    std::env::set_var("RUST_LOG", "info,orders=loud");
+    let err = corrlog::builder().build().unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::InvalidEnv {
+                var: "RUST_LOG",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("RUST_LOG=\"info,orders=loud\" is not valid"),
+        "{err}"
+    );
+    std::env::set_var("CORRLOG_LEVEL", "orders=sometimes");
+    let err = corrlog::builder().build().unwrap_err();
+    assert!(err.to_string().starts_with("CORRLOG_LEVEL="), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
