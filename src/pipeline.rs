@@ -150,6 +150,8 @@ struct State {
     unreported_drops: u64,
     /// Lines of the batch the writer is writing now.
     in_flight: u64,
+    /// Whether a line logged after shutdown has been reported on stderr.
+    warned_closed: bool,
     flush_requested: u64,
     flush_done: u64,
     stats: Stats,
@@ -360,6 +362,7 @@ impl PipelineBuilder {
                 writer_done: false,
                 unreported_drops: 0,
                 in_flight: 0,
+                warned_closed: false,
                 flush_requested: 0,
                 flush_done: 0,
                 stats: Stats::default(),
@@ -483,7 +486,20 @@ impl Sink for Pipeline {
         let shared = &*self.shared;
         let mut st = shared.lock();
         st.stats.submitted += 1;
-        if st.closed || line.len() > st.capacity {
+        if st.closed {
+            drop_line(&mut st);
+            let first = !std::mem::replace(&mut st.warned_closed, true);
+            drop(st);
+            if first {
+                eprintln!(
+                    "corrlog: a line was logged after the log pipeline shut down and was \
+                     dropped (so are any later ones); keep the guard (or corrlog::Logging) \
+                     alive until the program ends, e.g. not `let _ = ...init()`"
+                );
+            }
+            return;
+        }
+        if line.len() > st.capacity {
             drop_line(&mut st);
             return;
         }
