@@ -128,8 +128,11 @@ pub struct Stats {
 pub struct ShutdownReport {
     /// The final counters.
     pub stats: Stats,
-    /// Whether the deadline passed before everything was written; the
-    /// lines still queued then are counted in `stats.dropped`.
+    /// Whether the deadline passed before everything was written. The
+    /// lines not written by then (queued, being written, or from callers
+    /// still waiting for room) are counted in `stats.dropped` here; the
+    /// writer may still finish some of them, which [`Pipeline::stats`]
+    /// shows later.
     pub timed_out: bool,
 }
 
@@ -152,6 +155,8 @@ struct State {
     in_flight: u64,
     /// Whether a line logged after shutdown has been reported on stderr.
     warned_closed: bool,
+    /// Callers waiting for room (`Block`), one line each.
+    blocked: u64,
     flush_requested: u64,
     flush_done: u64,
     stats: Stats,
@@ -338,6 +343,12 @@ impl PipelineBuilder {
     /// Install a panic hook that writes out what is queued before the
     /// panic message is printed (and the process, perhaps, dies). On by
     /// default; the previous hook still runs afterwards.
+    ///
+    /// One hook serves every pipeline of the process; it is installed when
+    /// the first pipeline with this option starts. A panic hook set after
+    /// that (e.g. by an error-reporting crate) replaces it unless that
+    /// hook calls the one it found: set such hooks before starting
+    /// logging.
     pub fn flush_on_panic(mut self, on: bool) -> Self {
         self.flush_on_panic = on;
         self
@@ -363,6 +374,7 @@ impl PipelineBuilder {
                 unreported_drops: 0,
                 in_flight: 0,
                 warned_closed: false,
+                blocked: 0,
                 flush_requested: 0,
                 flush_done: 0,
                 stats: Stats::default(),
@@ -515,25 +527,34 @@ impl Sink for Pipeline {
                         return;
                     }
                     // A line that arrived before shutdown keeps waiting
-                    // through it: the writer drains the queue before it
-                    // stops, so a clean shutdown loses nothing.
+                    // through it: the writer does not stop while a caller
+                    // is blocked here, so a clean shutdown loses nothing.
                     let deadline = Deadline::after(max_wait);
+                    st.blocked += 1;
+                    let mut gave_up = false;
                     while st.queue.len() + line.len() > st.capacity && !st.writer_done {
-                        let left = match deadline.remaining() {
-                            Some(left) if !st.shedding => left,
+                        match deadline.remaining() {
+                            Some(left) if !st.shedding => {
+                                st = match shared.room.wait_timeout(st, left) {
+                                    Ok((guard, _)) => guard,
+                                    Err(poisoned) => poisoned.into_inner().0,
+                                };
+                            }
                             _ => {
                                 st.shedding = true;
-                                drop_line(&mut st);
-                                return;
+                                gave_up = true;
+                                break;
                             }
-                        };
-                        st = match shared.room.wait_timeout(st, left) {
-                            Ok((guard, _)) => guard,
-                            Err(poisoned) => poisoned.into_inner().0,
-                        };
+                        }
                     }
-                    if st.writer_done {
+                    st.blocked -= 1;
+                    if gave_up || st.writer_done {
                         drop_line(&mut st);
+                        // A closing writer may be waiting for the last
+                        // blocked caller.
+                        if st.closed {
+                            shared.work.notify_one();
+                        }
                         return;
                     }
                 }
@@ -607,7 +628,7 @@ impl PipelineGuard {
                 // time: report it as dropped. The writer may still finish
                 // it later; the live counters then say so.
                 let mut stats = st.stats;
-                stats.dropped += st.queued_lines + st.in_flight;
+                stats.dropped += st.queued_lines + st.in_flight + st.blocked;
                 return ShutdownReport {
                     stats,
                     timed_out: true,
@@ -656,7 +677,12 @@ impl Writer {
         loop {
             let shared = self.shared.clone();
             let mut st = shared.lock();
-            while st.queue.is_empty() && !st.closed && st.flush_done == st.flush_requested {
+            // Closing, the writer still waits for callers blocked for room:
+            // their lines arrived before shutdown.
+            while st.queue.is_empty()
+                && (!st.closed || st.blocked > 0)
+                && st.flush_done == st.flush_requested
+            {
                 st.writer_idle = true;
                 st = match shared.work.wait(st) {
                     Ok(guard) => guard,
@@ -706,7 +732,7 @@ impl Writer {
             st.stats.failed += lines - written;
             st.in_flight = 0;
             st.flush_done = flush_target;
-            if closing && st.queue.is_empty() {
+            if closing && st.queue.is_empty() && st.blocked == 0 {
                 st.writer_done = true;
                 shared.progress.notify_all();
                 // Callers still waiting for room now drop their lines.
@@ -932,6 +958,88 @@ mod tests {
                 .map(|n| line(n).trim().to_owned())
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// An output that holds every write until opened, then is as fast as
+    /// memory.
+    #[derive(Clone, Default)]
+    struct Gate {
+        open: Arc<(Mutex<bool>, Condvar)>,
+        inner: Capture,
+    }
+
+    impl Gate {
+        fn open(&self) {
+            let (lock, cvar) = &*self.open;
+            *lock.lock().unwrap() = true;
+            cvar.notify_all();
+        }
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (lock, cvar) = &*self.open;
+            let mut open = lock.lock().unwrap();
+            while !*open {
+                open = cvar.wait(open).unwrap();
+            }
+            drop(open);
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_fast_writer_does_not_stop_before_blocked_callers_get_in() {
+        // With a fast output, the writer drains the queue and could stop
+        // before the callers it just woke take the lock. It must wait for
+        // them: their lines arrived before shutdown.
+        let line = b"{\"blocked\":1}\n";
+        for round in 0..20 {
+            let gate = Gate::default();
+            let (p, guard) = Pipeline::builder(gate.clone())
+                .capacity_bytes(4 * line.len())
+                .batch_delay(Duration::ZERO)
+                .backpressure(Backpressure::Block {
+                    max_wait: Duration::from_secs(30),
+                })
+                .flush_on_panic(false)
+                .start();
+            // One line held in the gate, four filling the queue, eight
+            // callers blocked.
+            p.write_line(line);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !p.shared.lock().queue.is_empty() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            for _ in 0..4 {
+                p.write_line(line);
+            }
+            let blocked: Vec<_> = (0..8)
+                .map(|_| {
+                    let p = p.clone();
+                    thread::spawn(move || p.write_line(line))
+                })
+                .collect();
+            while p.shared.lock().blocked < 8 && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            let shutdown = thread::spawn(move || guard.shutdown(Duration::from_secs(30)));
+            while !p.shared.lock().closed && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            gate.open();
+            let report = shutdown.join().unwrap();
+            for t in blocked {
+                t.join().unwrap();
+            }
+            assert!(!report.timed_out, "round {round}");
+            assert_eq!(report.stats.dropped, 0, "round {round}: {report:?}");
+            assert_eq!(report.stats.written, 13, "round {round}: {report:?}");
+            assert_eq!(gate.inner.lines().len(), 13, "round {round}");
+        }
     }
 
     #[test]
