@@ -359,6 +359,16 @@ struct Network {
 
 impl Network {
     fn new(addr: IpAddr, len: u8) -> Self {
+        // Addresses are compared as IPv4 when they are IPv4-mapped
+        // (`::ffff:a.b.c.d`), so store such a network that way too.
+        if let IpAddr::V6(v6) = addr {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), len >= 96) {
+                return Network {
+                    addr: IpAddr::V4(v4),
+                    len: (len - 96).min(32),
+                };
+            }
+        }
         let max = if addr.is_ipv4() { 32 } else { 128 };
         Network {
             addr,
@@ -553,6 +563,14 @@ mod tests {
         assert!(host.contains(&ip("192.0.2.1")));
         assert!(!host.contains(&ip("192.0.2.2")));
         assert!(Network::new(ip("0.0.0.0"), 0).contains(&ip("203.0.113.9")));
+        // IPv4-mapped, on either side.
+        let mapped_host = Network::host(ip("::ffff:127.0.0.1"));
+        assert!(mapped_host.contains(&ip("127.0.0.1")));
+        assert!(mapped_host.contains(&ip("::ffff:127.0.0.1")));
+        assert!(!mapped_host.contains(&ip("127.0.0.2")));
+        let mapped_net = Network::new(ip("::ffff:10.0.0.0"), 104);
+        assert!(mapped_net.contains(&ip("10.9.8.7")));
+        assert!(!mapped_net.contains(&ip("11.0.0.1")));
     }
 
     #[test]
