@@ -128,13 +128,27 @@ fn send(server: &TestServer, path: &str, headers: &[&[u8]]) -> common::RawRespon
 }
 
 fn access_lines(server: &TestServer) -> Vec<Value> {
-    // Access lines are written when the body ends: give the server a moment.
-    std::thread::sleep(Duration::from_millis(100));
-    server
-        .lines()
-        .into_iter()
-        .filter(|l| str_field(l, "logger") == Some("corrlog::access"))
-        .collect()
+    // Access lines are written when the body ends, which may be just after
+    // the client has its response: wait until no new line has come for a
+    // while (at most 5 s).
+    let read = || -> Vec<Value> {
+        server
+            .lines()
+            .into_iter()
+            .filter(|l| str_field(l, "logger") == Some("corrlog::access"))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut lines = read();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let again = read();
+        if again.len() == lines.len() || std::time::Instant::now() > deadline {
+            return again;
+        }
+        lines = again;
+    }
 }
 
 fn access_for<'a>(lines: &'a [Value], id: &str) -> Vec<&'a Value> {

@@ -6,14 +6,38 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
 use corrlog::{Output, Preset};
 
 const LINES_PER_REQUEST: usize = 200;
+const REQUESTS: usize = 4;
+
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// A request that logs, then stays in flight until the shutdown signal
+/// has arrived, and logs once more.
+async fn work() -> &'static str {
+    for i in 0..LINES_PER_REQUEST {
+        tracing::info!(target: "work", i, "working");
+    }
+    if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1 == REQUESTS {
+        println!("in-flight {REQUESTS}");
+        std::io::stdout().flush().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !SIGNALLED.load(Ordering::SeqCst) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tracing::info!(target: "work", "finishing after the signal");
+    "done"
+}
 
 /// The child: JSON lines to a file, serving until SIGTERM.
 #[test]
@@ -34,24 +58,15 @@ fn sigterm_child() {
         .unwrap();
     let layer = logging.layer.clone();
     rt.block_on(async move {
-        let app = Router::new()
-            .route(
-                "/work",
-                get(|| async {
-                    for i in 0..LINES_PER_REQUEST {
-                        tracing::info!(target: "work", i, "working");
-                    }
-                    // Still running when the signal arrives.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    "done"
-                }),
-            )
-            .layer(layer);
+        let app = Router::new().route("/work", get(work)).layer(layer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("{}", listener.local_addr().unwrap());
+        println!("listening {}", listener.local_addr().unwrap());
         std::io::stdout().flush().unwrap();
         axum::serve(listener, app)
-            .with_graceful_shutdown(corrlog::shutdown_signal())
+            .with_graceful_shutdown(async {
+                corrlog::shutdown_signal().await;
+                SIGNALLED.store(true, Ordering::SeqCst);
+            })
             .await
             .unwrap();
         tracing::info!(target: "work", "stopped serving");
@@ -61,15 +76,32 @@ fn sigterm_child() {
     assert_eq!(report.stats.dropped, 0);
 }
 
-/// Kills the child process when the test ends, however it ends.
-struct Reaper(u32);
+/// Kills the child when the test ends, however it ends, unless it has
+/// exited already.
+struct Reaper(Arc<Mutex<Child>>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .stderr(Stdio::null())
-            .status();
+        let mut child = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads stdout lines until one contains `marker`; returns that line.
+fn read_until(stdout: &mut impl BufRead, marker: &str) -> String {
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "child exited before printing {marker:?}"
+        );
+        // libtest may print `test sigterm_child ... ` on the same line.
+        if line.contains(marker) {
+            return line;
+        }
     }
 }
 
@@ -91,31 +123,28 @@ fn sigterm_finishes_requests_and_writes_every_line() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    // Never leave the child behind if an assertion fails.
+    let mut stderr_pipe = child.stderr.take().unwrap();
     let pid = child.id();
-    let _reaper = Reaper(pid);
-    // And never hang the test run if the child does not stop.
+    let child = Arc::new(Mutex::new(child));
+    let _reaper = Reaper(child.clone());
+    // Never hang the test run: a child still running after a minute is
+    // killed, and the reads below then fail.
+    let watchdog = child.clone();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(60));
-        drop(Reaper(pid));
+        drop(Reaper(watchdog));
     });
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "child exited early"
-        );
-        // libtest may print `test sigterm_child ... ` on the same line.
-        if let Some(addr) = line
-            .split_whitespace()
-            .find_map(|word| word.parse::<std::net::SocketAddr>().ok())
-        {
-            break addr;
-        }
-    };
 
-    // Four requests in flight, then SIGTERM while their handlers sleep.
-    let requests: Vec<_> = (0..4)
+    let line = read_until(&mut stdout, "listening ");
+    let addr: std::net::SocketAddr = line
+        .split("listening ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    let requests: Vec<_> = (0..REQUESTS)
         .map(|i| {
             std::thread::spawn(move || {
                 let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -130,7 +159,9 @@ fn sigterm_finishes_requests_and_writes_every_line() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(100));
+    // Every request is inside its handler (so the server is serving and
+    // its signal handler is installed): now stop it.
+    read_until(&mut stdout, &format!("in-flight {REQUESTS}"));
     let killed = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -142,14 +173,16 @@ fn sigterm_finishes_requests_and_writes_every_line() {
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         assert!(response.ends_with("done"), "{response}");
     }
-    let status = child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.lock().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the child did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    stderr_pipe.read_to_string(&mut stderr).unwrap();
     assert!(status.success(), "{status}: {stderr}");
 
     let text = std::fs::read_to_string(&path).unwrap();
@@ -157,19 +190,17 @@ fn sigterm_finishes_requests_and_writes_every_line() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    for i in 0..4 {
+    for i in 0..REQUESTS {
         let id = format!("stop-{i}");
-        let work = lines
-            .iter()
-            .filter(|l| l["request_id"] == id.as_str() && l["message"] == "working")
-            .count();
-        assert_eq!(work, LINES_PER_REQUEST, "{id}");
-        assert!(
+        let mine = |message: &str| {
             lines
                 .iter()
-                .any(|l| l["request_id"] == id.as_str() && l["logger"] == "corrlog::access"),
-            "{id}: no access line"
-        );
+                .filter(|l| l["request_id"] == id.as_str() && l["message"] == message)
+                .count()
+        };
+        assert_eq!(mine("working"), LINES_PER_REQUEST, "{id}");
+        assert_eq!(mine("finishing after the signal"), 1, "{id}");
+        assert_eq!(mine("request finished"), 1, "{id}: no access line");
     }
     assert_eq!(lines.last().unwrap()["message"], "stopped serving");
     let _ = std::fs::remove_dir_all(&dir);
