@@ -58,7 +58,6 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
@@ -583,7 +582,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let result = catch_unwind(AssertUnwindSafe(|| {
+        let result = crate::pipeline::catch_panic(|| {
             SCRATCH.with(|cell| match cell.try_borrow_mut() {
                 Ok(mut scratch) => {
                     self.encode(&mut scratch, event, &ctx);
@@ -597,7 +596,7 @@ where
                     self.sink.write_line(&scratch.line);
                 }
             })
-        }));
+        });
         if result.is_err() {
             self.write_fallback(event);
         }

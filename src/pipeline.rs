@@ -340,9 +340,12 @@ impl PipelineBuilder {
         self
     }
 
-    /// Install a panic hook that writes out what is queued before the
-    /// panic message is printed (and the process, perhaps, dies). On by
-    /// default; the previous hook still runs afterwards.
+    /// Install a panic hook that writes out what is queued (waiting at
+    /// most 500 ms) before the panic message is printed and the process,
+    /// perhaps, dies. On by default; the previous hook still runs
+    /// afterwards. A panic that corrlog itself catches (a handler's, turned
+    /// into a 500) does not wait: the process lives on, and a panicking
+    /// endpoint must not stall a worker thread behind a slow output.
     ///
     /// One hook serves every pipeline of the process; it is installed when
     /// the first pipeline with this option starts. A panic hook set after
@@ -416,6 +419,41 @@ impl PipelineBuilder {
     }
 }
 
+thread_local! {
+    /// How many [`catch_panic`] calls this thread is inside.
+    static CATCHING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// `catch_unwind` for corrlog's own panic boundaries (the middleware's
+/// handler, response future and body, the layer's formatting). The panic
+/// hook sees that a panic here will be caught, the process lives on, and
+/// the writer will write the queue anyway: it does not wait for the
+/// flush, so a panicking endpoint cannot stall a worker thread behind a
+/// slow output.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            let _ = CATCHING.try_with(|c| c.set(c.get().saturating_sub(1)));
+        }
+    }
+    let _ = CATCHING.try_with(|c| c.set(c.get() + 1));
+    let _leave = Leave;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+}
+
+/// Whether the panic being raised now will be caught by [`catch_panic`].
+/// Never when panics abort: then nothing is caught.
+fn panic_is_caught() -> bool {
+    cfg!(panic = "unwind") && CATCHING.try_with(|c| c.get() > 0).unwrap_or(false)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times the panic hook flushed on this thread.
+    static HOOK_FLUSHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// The pipelines the panic hook flushes.
 static PANIC_FLUSHED: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
 
@@ -436,6 +474,12 @@ fn install_panic_hook(shared: Weak<Shared>) {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if panic_is_caught() {
+                previous(info);
+                return;
+            }
+            #[cfg(test)]
+            let _ = HOOK_FLUSHES.try_with(|n| n.set(n.get() + 1));
             let deadline = Deadline::after(PANIC_FLUSH_WAIT);
             let live: Vec<Arc<Shared>> = match PANIC_FLUSHED.try_lock() {
                 Ok(list) => list.iter().filter_map(Weak::upgrade).collect(),
@@ -1065,5 +1109,30 @@ mod tests {
         }
         let stats = p.stats();
         assert_eq!((stats.written, stats.dropped), (2, 0));
+    }
+
+    #[test]
+    fn the_panic_hook_does_not_wait_for_panics_corrlog_catches() {
+        let gate = Gate::default();
+        let (p, guard) = Pipeline::builder(gate.clone())
+            .batch_delay(Duration::ZERO)
+            .start();
+        // A line held in the output: a flush would have to wait.
+        p.write_line(b"{\"held\":1}\n");
+        p.write_line(b"{\"queued\":1}\n");
+        let flushes = || HOOK_FLUSHES.with(std::cell::Cell::get);
+
+        let before = flushes();
+        let caught = catch_panic(|| panic!("a handler panic corrlog catches"));
+        assert!(caught.is_err());
+        assert_eq!(flushes(), before, "no flush for a panic corrlog catches");
+
+        let elsewhere = std::panic::catch_unwind(|| panic!("a panic caught elsewhere"));
+        assert!(elsewhere.is_err());
+        assert_eq!(flushes(), before + 1, "other panics flush first");
+
+        gate.open();
+        let report = guard.shutdown(Duration::from_secs(5));
+        assert_eq!(report.stats.written, 2);
     }
 }

@@ -1,5 +1,4 @@
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -11,6 +10,7 @@ use tracing::Span;
 use super::access::Record;
 use super::future::panic_message;
 use crate::context::RequestContext;
+use crate::pipeline::catch_panic;
 
 pin_project! {
     /// The response body of [`Corrlog`](super::Corrlog): polls the inner
@@ -117,7 +117,7 @@ where
                         (Poll::Ready(frame), true)
                     }
                     KindProj::Inner { mut body } => {
-                        match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll_frame(cx))) {
+                        match catch_panic(|| body.as_mut().poll_frame(cx)) {
                             Ok(poll) => {
                                 let ended =
                                     matches!(poll, Poll::Ready(None) | Poll::Ready(Some(Err(_))))

@@ -1,7 +1,6 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -14,6 +13,7 @@ use tracing::Span;
 use super::access::Record;
 use super::body::CorrlogBody;
 use crate::context::RequestContext;
+use crate::pipeline::catch_panic;
 
 type PanicPayload = Box<dyn Any + Send + 'static>;
 
@@ -126,7 +126,7 @@ where
             // handle to it.
             let _entered = this.span.enter();
             let outcome = match this.fut.as_mut().as_pin_mut() {
-                Some(fut) => match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+                Some(fut) => match catch_panic(|| fut.poll(cx)) {
                     Ok(Poll::Pending) => return Poll::Pending,
                     Ok(Poll::Ready(result)) => Ok(result),
                     Err(payload) => Err(payload),

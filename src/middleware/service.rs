@@ -1,5 +1,4 @@
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -12,6 +11,7 @@ use super::future::ResponseFuture;
 use super::{AccessLog, Config};
 use crate::context::RequestContext;
 use crate::layer::{REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
+use crate::pipeline::catch_panic;
 use crate::trace_context::TraceContext;
 
 /// The service made by [`CorrlogLayer`](super::CorrlogLayer). See the
@@ -119,7 +119,7 @@ where
         let (access, called) = ctx.clone().run(|| {
             span.in_scope(|| {
                 let access = AccessLog::start(&self.config, &req);
-                (access, catch_unwind(AssertUnwindSafe(|| inner.call(req))))
+                (access, catch_panic(|| inner.call(req)))
             })
         });
 
