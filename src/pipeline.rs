@@ -343,9 +343,10 @@ impl PipelineBuilder {
     /// Install a panic hook that writes out what is queued (waiting at
     /// most 500 ms) before the panic message is printed and the process,
     /// perhaps, dies. On by default; the previous hook still runs
-    /// afterwards. A panic that corrlog itself catches (a handler's, turned
-    /// into a 500) does not wait: the process lives on, and a panicking
-    /// endpoint must not stall a worker thread behind a slow output.
+    /// afterwards. For a panic that corrlog itself catches (a handler's,
+    /// turned into a 500) it waits at most 20 ms: the process lives on,
+    /// and a panicking endpoint must not stall a worker thread behind a
+    /// slow output.
     ///
     /// One hook serves every pipeline of the process; it is installed when
     /// the first pipeline with this option starts. A panic hook set after
@@ -426,10 +427,9 @@ thread_local! {
 
 /// `catch_unwind` for corrlog's own panic boundaries (the middleware's
 /// handler, response future and body, the layer's formatting). The panic
-/// hook sees that a panic here will be caught, the process lives on, and
-/// the writer will write the queue anyway: it does not wait for the
-/// flush, so a panicking endpoint cannot stall a worker thread behind a
-/// slow output.
+/// hook sees that a panic here will be caught and the process lives on:
+/// it waits only briefly for the flush, so a panicking endpoint cannot
+/// stall a worker thread behind a slow output.
 pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
     struct Leave;
     impl Drop for Leave {
@@ -450,8 +450,8 @@ fn panic_is_caught() -> bool {
 
 #[cfg(test)]
 thread_local! {
-    /// How many times the panic hook flushed on this thread.
-    static HOOK_FLUSHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The wait the panic hook last chose on this thread.
+    static HOOK_WAIT: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
 }
 
 /// The pipelines the panic hook flushes.
@@ -459,6 +459,10 @@ static PANIC_FLUSHED: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
 
 /// How long the panic hook waits for queued lines to be written.
 const PANIC_FLUSH_WAIT: Duration = Duration::from_millis(500);
+
+/// The same, for a panic corrlog will catch: the process lives on (unless
+/// another panic hook ends it), so only a short wait.
+const CAUGHT_PANIC_FLUSH_WAIT: Duration = Duration::from_millis(20);
 
 /// Registers a pipeline with the panic hook, installing the hook the first
 /// time (one hook for all pipelines, chained to the one found then).
@@ -474,13 +478,14 @@ fn install_panic_hook(shared: Weak<Shared>) {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if panic_is_caught() {
-                previous(info);
-                return;
-            }
+            let wait = if panic_is_caught() {
+                CAUGHT_PANIC_FLUSH_WAIT
+            } else {
+                PANIC_FLUSH_WAIT
+            };
             #[cfg(test)]
-            let _ = HOOK_FLUSHES.try_with(|n| n.set(n.get() + 1));
-            let deadline = Deadline::after(PANIC_FLUSH_WAIT);
+            let _ = HOOK_WAIT.try_with(|w| w.set(Some(wait)));
+            let deadline = Deadline::after(wait);
             let live: Vec<Arc<Shared>> = match PANIC_FLUSHED.try_lock() {
                 Ok(list) => list.iter().filter_map(Weak::upgrade).collect(),
                 Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned
@@ -547,7 +552,8 @@ impl Sink for Pipeline {
             let first = !std::mem::replace(&mut st.warned_closed, true);
             drop(st);
             if first {
-                eprintln!(
+                let _ = writeln!(
+                    io::stderr().lock(),
                     "corrlog: a line was logged after the log pipeline shut down and was \
                      dropped (so are any later ones); keep the guard (or corrlog::Logging) \
                      alive until the program ends, e.g. not `let _ = ...init()`"
@@ -578,7 +584,10 @@ impl Sink for Pipeline {
                     let mut gave_up = false;
                     while st.queue.len() + line.len() > st.capacity && !st.writer_done {
                         match deadline.remaining() {
-                            Some(left) if !st.shedding => {
+                            // Shedding is for overload; once shutdown has
+                            // begun, a line that arrived before it waits
+                            // out its own deadline.
+                            Some(left) if !st.shedding || st.closed => {
                                 st = match shared.room.wait_timeout(st, left) {
                                     Ok((guard, _)) => guard,
                                     Err(poisoned) => poisoned.into_inner().0,
@@ -718,6 +727,18 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
+        /// If the output panics, the thread ends here: still mark the
+        /// writer done, so no caller or shutdown waits for it.
+        struct Done(Arc<Shared>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                let mut st = self.0.lock();
+                st.writer_done = true;
+                self.0.room.notify_all();
+                self.0.progress.notify_all();
+            }
+        }
+        let _done = Done(self.shared.clone());
         loop {
             let shared = self.shared.clone();
             let mut st = shared.lock();
@@ -1089,7 +1110,7 @@ mod tests {
     #[test]
     fn a_shutdown_that_times_out_reports_what_was_not_written() {
         let capture = Capture::new();
-        let (p, guard) = Pipeline::builder(slow(&capture, 200))
+        let (p, guard) = Pipeline::builder(slow(&capture, 1000))
             .batch_delay(Duration::ZERO)
             .flush_on_panic(false)
             .start();
@@ -1112,7 +1133,7 @@ mod tests {
     }
 
     #[test]
-    fn the_panic_hook_does_not_wait_for_panics_corrlog_catches() {
+    fn the_panic_hook_waits_only_briefly_for_panics_corrlog_catches() {
         let gate = Gate::default();
         let (p, guard) = Pipeline::builder(gate.clone())
             .batch_delay(Duration::ZERO)
@@ -1120,16 +1141,15 @@ mod tests {
         // A line held in the output: a flush would have to wait.
         p.write_line(b"{\"held\":1}\n");
         p.write_line(b"{\"queued\":1}\n");
-        let flushes = || HOOK_FLUSHES.with(std::cell::Cell::get);
+        let wait = || HOOK_WAIT.with(std::cell::Cell::get);
 
-        let before = flushes();
         let caught = catch_panic(|| panic!("a handler panic corrlog catches"));
         assert!(caught.is_err());
-        assert_eq!(flushes(), before, "no flush for a panic corrlog catches");
+        assert_eq!(wait(), Some(CAUGHT_PANIC_FLUSH_WAIT), "a short wait");
 
         let elsewhere = std::panic::catch_unwind(|| panic!("a panic caught elsewhere"));
         assert!(elsewhere.is_err());
-        assert_eq!(flushes(), before + 1, "other panics flush first");
+        assert_eq!(wait(), Some(PANIC_FLUSH_WAIT), "other panics wait longer");
 
         gate.open();
         let report = guard.shutdown(Duration::from_secs(5));

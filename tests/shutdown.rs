@@ -60,11 +60,20 @@ fn sigterm_child() {
     rt.block_on(async move {
         let app = Router::new().route("/work", get(work)).layer(layer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // `shutdown_signal` installs its handler when first polled, in a
+        // task of axum's that may not have run yet when the parent sends
+        // SIGTERM: install one now, so the signal is never fatal, and wait
+        // for either.
+        let mut early =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
         println!("listening {}", listener.local_addr().unwrap());
         std::io::stdout().flush().unwrap();
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                corrlog::shutdown_signal().await;
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = corrlog::shutdown_signal() => {}
+                    _ = early.recv() => {}
+                }
                 SIGNALLED.store(true, Ordering::SeqCst);
             })
             .await
@@ -110,6 +119,8 @@ fn sigterm_finishes_requests_and_writes_every_line() {
     let dir = std::env::temp_dir().join(format!("corrlog-sigterm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("app.log");
+    // The file is appended to: never count a stale run's lines.
+    let _ = std::fs::remove_file(&path);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
