@@ -26,8 +26,8 @@ use std::hint::black_box;
 use std::io::{self, Write};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use corrlog::pipeline::Pipeline;
-use corrlog::writer::WriterSink;
+use corrlog::output::Pipeline;
+use corrlog::output::WriterSink;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use tracing::field::{Field, Visit};
 use tracing::{Dispatch, Event, Subscriber};

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use corrlog::pipeline::Pipeline;
-use corrlog::rolling::RollingFile;
-use corrlog::{CorrlogLayer, LogLayer};
+use corrlog::output::Pipeline;
+use corrlog::output::RollingFile;
+use corrlog::{LogLayer, RequestLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -137,7 +137,7 @@ fn main() {
     let corrlog = serve(
         "corrlog",
         corrlog_dispatch,
-        hello().layer(CorrlogLayer::new()),
+        hello().layer(RequestLayer::new()),
     );
 
     let mut stacks = vec![bare, tower, corrlog];

@@ -7,7 +7,9 @@
 
 use std::hint::black_box;
 
-use corrlog::{IdPolicy, MakeRequestId, RequestId, UuidV4, UuidV7};
+use corrlog::context::{MakeRequestId, UuidV4, UuidV7};
+use corrlog::http::IdPolicy;
+use corrlog::RequestId;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn generate(c: &mut Criterion) {

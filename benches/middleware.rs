@@ -1,5 +1,5 @@
 //! Per-request cost of the middleware without the network: a request
-//! through `CorrlogLayer` around a trivial service, its body collected,
+//! through `RequestLayer` around a trivial service, its body collected,
 //! on one thread. Prints ns per request for each configuration, alternating
 //! rounds, medians, and the difference against the bare service.
 //!
@@ -15,8 +15,8 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use bytes::Bytes;
-use corrlog::pipeline::Pipeline;
-use corrlog::{CorrlogLayer, LogLayer};
+use corrlog::output::Pipeline;
+use corrlog::{LogLayer, RequestLayer};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, Service, ServiceExt};
@@ -70,12 +70,14 @@ fn main() {
     tracing::dispatcher::with_default(&subscriber, || {
         rt.block_on(async {
             let mut bare = service_fn(hello);
-            let mut core = CorrlogLayer::new()
-                .no_access_log()
+            let mut core = RequestLayer::new()
+                .access_log(corrlog::http::AccessLog::default().enabled(false))
                 .trace_context(false)
                 .layer(service_fn(hello));
-            let mut traced = CorrlogLayer::new().no_access_log().layer(service_fn(hello));
-            let mut full = CorrlogLayer::new().layer(service_fn(hello));
+            let mut traced = RequestLayer::new()
+                .access_log(corrlog::http::AccessLog::default().enabled(false))
+                .layer(service_fn(hello));
+            let mut full = RequestLayer::new().layer(service_fn(hello));
             let only = env_num("ONLY", u64::MAX);
             for round in 0..=ROUNDS {
                 let mut ns = [0.0; 4];

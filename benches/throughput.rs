@@ -13,8 +13,8 @@ use support::{env_num, listing_only};
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-use corrlog::pipeline::{Backpressure, Pipeline};
-use corrlog::rolling::RollingFile;
+use corrlog::output::RollingFile;
+use corrlog::output::{Backpressure, Pipeline};
 use corrlog::{LogLayer, RequestContext, RequestId};
 use tracing_subscriber::layer::SubscriberExt;
 

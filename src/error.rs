@@ -1,11 +1,19 @@
-//! Errors of set-up calls. Logging itself never returns errors: a failing
-//! output is counted and reported, never raised at the call site.
+//! Errors of set-up calls.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
 /// A set-up step failed. The message says what to do about it.
+///
+/// Only set-up returns errors: logging itself never does, since a failing
+/// output is counted and reported, never raised at the call site.
+///
+/// ```
+/// let err = corrlog::builder().level("info,=[").use_env(false).build().unwrap_err();
+/// assert!(matches!(err.kind(), corrlog::ErrorKind::InvalidFilter { .. }));
+/// assert!(err.to_string().contains("use a level (info)"));
+/// ```
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,

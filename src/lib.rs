@@ -19,7 +19,7 @@
 //!             tracing::info!("hello"); // {"...","message":"hello","request_id":"..."}
 //!             "ok"
 //!         }))
-//!         .layer(logging.layer.clone());
+//!         .layer(logging.request_layer());
 //!
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     axum::serve(listener, app)
@@ -31,33 +31,36 @@
 //! ```
 //!
 //! With a subscriber of your own, add a [`LogLayer`] to it and a
-//! [`CorrlogLayer`] to the router:
+//! [`RequestLayer`] to the router:
 //!
 //! ```no_run
+//! use std::time::Duration;
+//! use corrlog::output::Pipeline;
 //! use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
 //!
+//! let (pipeline, guard) = Pipeline::builder(std::io::stdout()).start();
 //! tracing_subscriber::registry()
-//!     .with(corrlog::LogLayer::stdout()) // synchronous; see `pipeline` for a queue
+//!     .with(corrlog::LogLayer::json(pipeline)) // I/O on the pipeline's thread
 //!     .init();
-//! let app: axum::Router = axum::Router::new().layer(corrlog::CorrlogLayer::new());
+//! let app: axum::Router = axum::Router::new().layer(corrlog::RequestLayer::new());
+//! // ... serve ...
+//! guard.shutdown(Duration::from_secs(5));
 //! ```
 //!
-//! # Concepts
+//! # How a request becomes a line
 //!
-//! - [`middleware`]: the tower layer that picks the id (trusting a valid
-//!   `x-request-id`, generating one otherwise), keeps the context current
-//!   around the handler and the response body, and echoes the id on every
-//!   response, panics included.
-//! - [`context`]: the per-task [`RequestContext`]; read the id anywhere
-//!   with [`request_id()`], add fields to every later line with [`bind()`].
-//! - [`task`]: [`spawn`], [`spawn_blocking`] and friends carry the context
-//!   into new tasks and threads. Without them the id is absent, never
-//!   wrong.
-//! - [`layer`]: the [`LogLayer`], a `tracing_subscriber` layer writing one
-//!   flat JSON object per line; its docs specify the line schema.
-//! - [`writer`]: where lines go ([`writer::Sink`]).
-//! - [`id`]: [`RequestId`], the [`IdPolicy`] for incoming ids and the
-//!   generators ([`UuidV4`], [`UuidV7`]).
+//! One module per stage; each depends only on the stages after it
+//! (`setup → http → context ← fmt ← output`).
+//!
+//! | stage | module | what happens there |
+//! |---|---|---|
+//! | set-up | [`builder()`] | one call installs the filter, the [`LogLayer`] and the pipeline, and returns the [`RequestLayer`] and a shutdown guard ([`Logging`]) |
+//! | HTTP | [`http`] | the [`RequestLayer`] picks the id (a valid `x-request-id`, or a new one), continues the W3C trace, keeps the context around the handler *and* the response body, sets the id on every response (panics included), writes the access line; outgoing calls carry the id ([`http::inject`]) |
+//! | context | [`context`] | the per-task [`RequestContext`]: read the id anywhere with [`request_id()`], add fields to later lines with [`bind()`], carry it into new tasks with [`spawn`], [`spawn_blocking`] and [`context::capture`] |
+//! | formatting | [`fmt`] | the [`LogLayer`] turns each event into one flat JSON object (or a console line) with the request's id, trace ids and fields at top level, redacted and escaped; its docs specify the line schema |
+//! | output | [`output`] | the [`Pipeline`](output::Pipeline) queues lines for a writer thread (bounded by bytes, a stated [`Backpressure`](output::Backpressure) policy, nothing lost on shutdown); [`RollingFile`](output::RollingFile) |
+//!
+//! [`testing`] captures a test's lines across every thread of a runtime.
 //!
 //! # Features
 //!
@@ -65,7 +68,7 @@
 //! |---|---|---|
 //! | `axum` | yes | `RequestId` and `Option<RequestId>` as axum extractors |
 //! | `log` | yes | records of crates using `log` go to the same lines, with the request id |
-//! | `reqwest` | yes | `propagate::PropagateHeaders`, a `reqwest-middleware` middleware |
+//! | `reqwest` | yes | [`http::PropagateHeaders`], a `reqwest-middleware` middleware |
 //! | `opentelemetry` | no | use the ids of an active OpenTelemetry span context |
 //!
 //! # Why not a `thread_local!`
@@ -79,32 +82,24 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 #![forbid(unsafe_code)]
 
-pub mod builder;
 pub mod context;
-mod encoder;
-pub mod error;
-#[cfg(feature = "axum")]
-pub mod extract;
-pub mod id;
-pub mod layer;
-pub mod middleware;
-pub mod pipeline;
-pub mod propagate;
-pub mod redact;
-pub mod rolling;
-pub mod task;
+mod error;
+pub mod fmt;
+pub mod http;
+pub mod output;
+mod panic;
+mod setup;
 pub mod testing;
-pub mod trace_context;
-pub mod writer;
 
-pub use builder::{builder, shutdown_signal, Format, Logging, Output, Preset};
-pub use context::{bind, request_id, FieldValue, RequestContext};
-pub use error::{Error, ErrorKind};
-pub use id::{IdPolicy, InvalidRequestId, MakeRequestId, RequestId, UuidV4, UuidV7};
-pub use layer::LogLayer;
-pub use middleware::CorrlogLayer;
-pub use pipeline::Backpressure;
-pub use task::{spawn, spawn_blocking};
+pub use crate::context::id::RequestId;
+pub use crate::context::request::{bind, request_id, FieldValue, RequestContext};
+pub use crate::context::spawn::{spawn, spawn_blocking};
+pub use crate::error::{Error, ErrorKind};
+pub use crate::fmt::layer::LogLayer;
+pub use crate::http::layer::RequestLayer;
+pub use crate::setup::{
+    builder, shutdown_signal, Builder, BuiltSubscriber, Format, Logging, Output, Preset,
+};
 
 /// Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]

@@ -30,8 +30,8 @@ use std::fmt;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::layer::LogLayer;
-use crate::writer::Capture;
+use crate::fmt::layer::LogLayer;
+use crate::output::Capture;
 
 /// An in-memory log destination for one test. See the
 /// [module docs](crate::testing).
@@ -93,7 +93,7 @@ impl TestLogs {
     pub fn lines_for(&self, id: &str) -> Vec<String> {
         let mut needle = Vec::with_capacity(id.len() + 16);
         needle.extend_from_slice(b"\"request_id\":");
-        crate::encoder::write_str(&mut needle, id);
+        crate::fmt::escape::write_str(&mut needle, id);
         let needle = String::from_utf8_lossy(&needle).into_owned();
         self.lines()
             .into_iter()
@@ -109,7 +109,7 @@ impl TestLogs {
 
 /// A multi-thread runtime with `workers` workers whose every thread
 /// (workers and blocking pool) uses `dispatch` as its subscriber, e.g. one
-/// from [`Builder::build`](crate::builder::Builder::build).
+/// from [`Builder::build`](crate::Builder::build).
 ///
 /// # Panics
 ///

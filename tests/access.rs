@@ -16,8 +16,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use common::{client_runtime, get_request, str_field, RawConn, TestServer};
-use corrlog::middleware::AccessLog;
-use corrlog::CorrlogLayer;
+use corrlog::http::{AccessLog, ClientIpHeader};
+use corrlog::RequestLayer;
 use serde_json::Value;
 
 fn routes() -> Router {
@@ -116,7 +116,7 @@ impl http_body::Body for Broken {
 }
 
 fn server(access: AccessLog) -> TestServer {
-    TestServer::start_with_connect_info(2, routes().layer(CorrlogLayer::new().access_log(access)))
+    TestServer::start_with_connect_info(2, routes().layer(RequestLayer::new().access_log(access)))
 }
 
 fn send(server: &TestServer, path: &str, headers: &[&[u8]]) -> common::RawResponse {
@@ -274,6 +274,10 @@ fn query_strings_and_headers_are_redacted() {
     }
 }
 
+fn client_ip_of(server: &TestServer, id: &str) -> Value {
+    access_for(&access_lines(server), id)[0]["client_ip"].clone()
+}
+
 #[test]
 fn forwarded_headers_count_only_from_trusted_proxies() {
     let untrusted = server(AccessLog::default());
@@ -282,8 +286,7 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
         "/orders/1",
         &[b"x-request-id: xff-1", b"x-forwarded-for: 203.0.113.9"],
     );
-    let lines = access_lines(&untrusted);
-    assert_eq!(access_for(&lines, "xff-1")[0]["client_ip"], "127.0.0.1");
+    assert_eq!(client_ip_of(&untrusted, "xff-1"), "127.0.0.1");
 
     let loopback: IpAddr = "127.0.0.1".parse().unwrap();
     let trusted =
@@ -294,14 +297,6 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
         &[
             b"x-request-id: xff-2",
             b"x-forwarded-for: 198.51.100.1, 203.0.113.9, 10.0.0.2",
-        ],
-    );
-    send(
-        &trusted,
-        "/orders/1",
-        &[
-            b"x-request-id: fwd-1",
-            b"forwarded: for=\"[2001:db8::7]:443\";proto=https",
         ],
     );
     // Hops with ports, as some proxies write them.
@@ -323,21 +318,37 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
             b"x-forwarded-for: 6.6.6.6, not-an-ip",
         ],
     );
+    assert_eq!(client_ip_of(&trusted, "xff-2"), "203.0.113.9");
+    assert_eq!(client_ip_of(&trusted, "xff-port"), "203.0.113.7");
+    assert_eq!(client_ip_of(&trusted, "xff-junk"), "127.0.0.1");
+
+    let forwarded = server(
+        AccessLog::default()
+            .trusted_proxies([loopback])
+            .client_ip_header(ClientIpHeader::Forwarded),
+    );
     send(
-        &trusted,
+        &forwarded,
+        "/orders/1",
+        &[
+            b"x-request-id: fwd-1",
+            b"forwarded: for=\"[2001:db8::7]:443\";proto=https",
+        ],
+    );
+    send(
+        &forwarded,
         "/orders/1",
         &[
             b"x-request-id: fwd-hidden",
             b"forwarded: for=6.6.6.6, for=_hidden",
         ],
     );
-    let lines = access_lines(&trusted);
-    assert_eq!(access_for(&lines, "xff-2")[0]["client_ip"], "203.0.113.9");
-    let ranges = server(
-        AccessLog::default()
-            .trusted_network("127.0.0.0".parse().unwrap(), 8)
-            .trusted_network("10.0.0.0".parse().unwrap(), 8),
-    );
+    assert_eq!(client_ip_of(&forwarded, "fwd-1"), "2001:db8::7");
+    assert_eq!(client_ip_of(&forwarded, "fwd-hidden"), "127.0.0.1");
+
+    let ranges = server(AccessLog::default().trusted_proxies(
+        ["127.0.0.0/8", "10.0.0.0/8"].map(|n| n.parse::<ipnet::IpNet>().unwrap()),
+    ));
     send(
         &ranges,
         "/orders/1",
@@ -346,21 +357,46 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
             b"x-forwarded-for: 198.51.100.1, 203.0.113.9, 10.20.30.40",
         ],
     );
-    let ranged = access_lines(&ranges);
-    assert_eq!(
-        access_for(&ranged, "xff-net")[0]["client_ip"],
-        "203.0.113.9"
+    assert_eq!(client_ip_of(&ranges, "xff-net"), "203.0.113.9");
+}
+
+/// Proxies append to one header family and pass the other through as the
+/// client sent it: only the configured family may be read.
+#[test]
+fn only_the_configured_header_family_names_the_client() {
+    let both: [&[u8]; 2] = [b"forwarded: for=6.6.6.6", b"x-forwarded-for: 203.0.113.9"];
+    let with_id = |id: &'static [u8]| {
+        let mut headers = vec![id];
+        headers.extend_from_slice(&both);
+        headers
+    };
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    let xff = server(AccessLog::default().trusted_proxies([loopback]));
+    send(&xff, "/orders/1", &with_id(b"x-request-id: fam-xff"));
+    send(
+        &xff,
+        "/orders/1",
+        &[
+            b"x-request-id: fam-unknown",
+            b"forwarded: for=unknown",
+            b"x-forwarded-for: 198.51.100.4",
+        ],
     );
-    assert_eq!(access_for(&lines, "fwd-1")[0]["client_ip"], "2001:db8::7");
-    assert_eq!(
-        access_for(&lines, "xff-port")[0]["client_ip"],
-        "203.0.113.7"
+    assert_eq!(client_ip_of(&xff, "fam-xff"), "203.0.113.9");
+    assert_eq!(client_ip_of(&xff, "fam-unknown"), "198.51.100.4");
+
+    let fwd = server(
+        AccessLog::default()
+            .trusted_proxies([loopback])
+            .client_ip_header(ClientIpHeader::Forwarded),
     );
-    assert_eq!(access_for(&lines, "xff-junk")[0]["client_ip"], "127.0.0.1");
-    assert_eq!(
-        access_for(&lines, "fwd-hidden")[0]["client_ip"],
-        "127.0.0.1"
-    );
+    send(&fwd, "/orders/1", &with_id(b"x-request-id: fam-fwd"));
+    assert_eq!(client_ip_of(&fwd, "fam-fwd"), "6.6.6.6");
+
+    // Through an untrusted peer neither family counts.
+    let untrusted = server(AccessLog::default());
+    send(&untrusted, "/orders/1", &with_id(b"x-request-id: fam-none"));
+    assert_eq!(client_ip_of(&untrusted, "fam-none"), "127.0.0.1");
 }
 
 #[test]
@@ -377,7 +413,7 @@ fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(100),
         ));
-    let app = routes().merge(timeout).layer(CorrlogLayer::new());
+    let app = routes().merge(timeout).layer(RequestLayer::new());
     let server = TestServer::start_with_connect_info(2, app);
     let rt = client_runtime();
 
@@ -492,7 +528,12 @@ fn bodies_the_server_never_reads_to_the_end_are_not_disconnects() {
 
 #[test]
 fn the_access_log_can_be_turned_off() {
-    let server = TestServer::start(2, routes().layer(CorrlogLayer::new().no_access_log()));
+    let server = TestServer::start(
+        2,
+        routes().layer(
+            RequestLayer::new().access_log(corrlog::http::AccessLog::default().enabled(false)),
+        ),
+    );
     let res = send(&server, "/orders/1", &[b"x-request-id: off-1"]);
     assert_eq!(res.header("x-request-id").as_deref(), Some("off-1"));
     assert!(access_lines(&server).is_empty());

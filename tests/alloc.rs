@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use corrlog::pipeline::Pipeline;
+use corrlog::output::Pipeline;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use tracing_subscriber::layer::SubscriberExt;
 

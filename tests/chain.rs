@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, HeaderName};
 use axum::routing::get;
 use axum::Router;
 use common::{client_runtime, get_request, str_field, RawConn, TestServer};
-use corrlog::trace_context::TraceParent;
-use corrlog::CorrlogLayer;
+use corrlog::http::TraceParent;
+use corrlog::RequestLayer;
 use serde_json::Value;
 
 fn demo(downstream: Option<String>) -> TestServer {
@@ -24,7 +24,7 @@ fn demo(downstream: Option<String>) -> TestServer {
     TestServer::start(
         2,
         app::routes_with_downstream(app::AppConfig { jitter_ms: 1 }, downstream)
-            .layer(CorrlogLayer::new()),
+            .layer(RequestLayer::new()),
     )
 }
 
@@ -177,7 +177,7 @@ fn the_id_travels_in_the_configured_header() {
             Some(app::Downstream::new(&capture.url(""))),
         )
         .layer(
-            CorrlogLayer::new()
+            RequestLayer::new()
                 .headers([name.clone()])
                 .response_header(name),
         ),
@@ -197,7 +197,7 @@ fn the_id_travels_in_the_configured_header() {
 
 #[test]
 fn outside_a_request_nothing_is_propagated() {
-    assert!(corrlog::propagate::headers().is_empty());
+    assert!(corrlog::http::propagation_headers().is_empty());
 }
 
 #[test]

@@ -60,7 +60,7 @@ fn app() -> Router {
             "/body-panic",
             get(|| async { Body::new(PanickingBody { sent: false }) }),
         )
-        .layer(corrlog::CorrlogLayer::new())
+        .layer(corrlog::RequestLayer::new())
 }
 
 struct Res {

@@ -10,9 +10,9 @@ use axum::http::HeaderName;
 use axum::routing::get;
 use axum::Router;
 use common::{client_runtime, get_request, is_uuid_v4, str_field, RawConn, TestServer};
-use corrlog::CorrlogLayer;
+use corrlog::RequestLayer;
 
-fn app(layer: CorrlogLayer) -> Router {
+fn app(layer: RequestLayer) -> Router {
     Router::new()
         .route(
             "/",
@@ -71,7 +71,7 @@ const GATEWAY_IDS: &[&str] = &[
 
 #[test]
 fn gateway_id_formats_are_echoed_unchanged() {
-    let server = TestServer::start(2, app(CorrlogLayer::new()));
+    let server = TestServer::start(2, app(RequestLayer::new()));
     for &id in GATEWAY_IDS {
         let header = format!("x-request-id: {id}");
         let (echoed, res) = roundtrip(&server, &[header.as_bytes()]);
@@ -116,7 +116,7 @@ fn hostile_values() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn hostile_values_are_replaced_never_echoed_or_logged() {
-    let server = TestServer::start(2, app(CorrlogLayer::new()));
+    let server = TestServer::start(2, app(RequestLayer::new()));
     let mut issued = Vec::new();
     let mut refused_by_http_parser = Vec::new();
     for (name, value) in hostile_values() {
@@ -171,7 +171,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn a_duplicated_header_is_replaced() {
-    let server = TestServer::start(2, app(CorrlogLayer::new()));
+    let server = TestServer::start(2, app(RequestLayer::new()));
     let (id, _) = roundtrip(
         &server,
         &[b"x-request-id: first-1", b"x-request-id: second-2"],
@@ -187,8 +187,8 @@ fn a_duplicated_header_is_replaced() {
     assert_eq!(id, "upper-1");
 }
 
-fn two_headers(order: [&'static str; 2]) -> CorrlogLayer {
-    CorrlogLayer::new().headers(order.map(HeaderName::from_static))
+fn two_headers(order: [&'static str; 2]) -> RequestLayer {
+    RequestLayer::new().headers(order.map(HeaderName::from_static))
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn first_valid_configured_header_wins_in_either_order() {
 
 #[test]
 fn edge_mode_always_generates_and_keeps_the_client_value_as_correlation_id() {
-    let server = TestServer::start(2, app(CorrlogLayer::new().edge()));
+    let server = TestServer::start(2, app(RequestLayer::new().edge(true)));
     let (id, _) = roundtrip(
         &server,
         &[
@@ -249,9 +249,9 @@ fn edge_mode_always_generates_and_keeps_the_client_value_as_correlation_id() {
 
 #[test]
 fn custom_policy_and_generator() {
-    let layer = CorrlogLayer::new()
-        .policy(corrlog::IdPolicy::default().max_len(8))
-        .make_request_id(corrlog::UuidV7);
+    let layer = RequestLayer::new()
+        .policy(corrlog::http::IdPolicy::default().max_len(8))
+        .make_request_id(corrlog::context::UuidV7);
     let server = TestServer::start(2, app(layer));
     assert_eq!(roundtrip(&server, &[b"x-request-id: short"]).0, "short");
     let (id, _) = roundtrip(&server, &[b"x-request-id: longer-than-8"]);

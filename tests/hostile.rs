@@ -13,7 +13,7 @@ mod app;
 mod common;
 
 use common::{client_runtime, get_request, RawConn, RawResponse, TestServer};
-use corrlog::IdPolicy;
+use corrlog::http::IdPolicy;
 
 fn hostile_ids() -> Vec<(&'static str, Vec<u8>)> {
     let mut v: Vec<(&'static str, Vec<u8>)> = vec![

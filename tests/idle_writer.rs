@@ -9,8 +9,8 @@
 use std::io;
 use std::time::Duration;
 
-use corrlog::pipeline::Pipeline;
-use corrlog::writer::Sink;
+use corrlog::fmt::Sink;
+use corrlog::output::Pipeline;
 
 /// The writer thread's wake-ups so far (voluntary context switches: an
 /// exact count, where CPU ticks are sampled and can charge a whole tick to

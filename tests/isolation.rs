@@ -119,7 +119,7 @@ fn hammer(
 fn ten_thousand_overlapping_requests_through_every_layer_never_mix_ids() {
     let in_flight = InFlight::default();
     let app = in_flight.layer(app::routes(app::AppConfig { jitter_ms: 20 }));
-    let server = TestServer::start(WORKERS, app.layer(corrlog::CorrlogLayer::new()));
+    let server = TestServer::start(WORKERS, app.layer(corrlog::RequestLayer::new()));
 
     // Half the requests bring their own id, half get a generated one.
     let outcomes = hammer(
@@ -262,7 +262,7 @@ fn control_thread_local_design_mixes_ids_and_corrlog_does_not() {
                     .unwrap_or_default()
             }),
         )
-        .layer(corrlog::CorrlogLayer::new());
+        .layer(corrlog::RequestLayer::new());
 
     let mismatches = |app: Router| {
         let server = TestServer::start(WORKERS, app);

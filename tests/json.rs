@@ -6,8 +6,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use corrlog::trace_context::TraceContext;
-use corrlog::writer::Capture;
+use corrlog::context::TraceContext;
+use corrlog::output::Capture;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -21,7 +21,7 @@ fn fixed_clock() -> SystemTime {
 /// lines.
 fn capture(f: impl FnOnce()) -> Vec<String> {
     let capture = Capture::new();
-    let layer = LogLayer::json(capture.clone()).with_clock(fixed_clock);
+    let layer = LogLayer::json(capture.clone()).clock(fixed_clock);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
     capture.lines()
 }

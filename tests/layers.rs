@@ -9,10 +9,10 @@ mod common;
 use axum::routing::get;
 use axum::Router;
 use common::{client_runtime, parse_lines};
-use corrlog::redact::Redaction;
+use corrlog::fmt::Redaction;
+use corrlog::output::Capture;
 use corrlog::testing::runtime_with;
-use corrlog::writer::Capture;
-use corrlog::{CorrlogLayer, LogLayer};
+use corrlog::{LogLayer, RequestLayer};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -34,7 +34,7 @@ fn two_log_layers_share_a_registry() {
             .with(LogLayer::json(json.clone()))
             .with(
                 LogLayer::pretty(pretty.clone(), false)
-                    .with_redaction(Redaction::default().mask_fields_containing(["tenant"])),
+                    .redaction(Redaction::default().mask_fields_containing(["tenant"])),
             ),
     );
     let rt = runtime_with(dispatch, 2);
@@ -43,7 +43,7 @@ fn two_log_layers_share_a_registry() {
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/", get(handler))
-            .layer(CorrlogLayer::new());
+            .layer(RequestLayer::new());
         tokio::spawn(async move { axum::serve(listener, app).await });
         addr
     });

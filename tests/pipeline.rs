@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use corrlog::pipeline::{Backpressure, Pipeline, Stats};
-use corrlog::writer::Capture;
+use corrlog::output::Capture;
+use corrlog::output::{Backpressure, Pipeline, Stats};
 use corrlog::LogLayer;
 use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt;
@@ -53,7 +53,7 @@ fn app() -> Router {
                 "ok"
             }),
         )
-        .layer(corrlog::CorrlogLayer::new())
+        .layer(corrlog::RequestLayer::new())
 }
 
 /// Serves `app()` with logs going into `pipeline`; sends `n` requests, 8
@@ -128,7 +128,7 @@ fn slow_sink_with_drop_never_slows_requests_and_counts_every_drop() {
         writes: writes.clone(),
     };
     let (pipeline, guard) = Pipeline::builder(slow)
-        .capacity_bytes(4 * 1024)
+        .queue_bytes(4 * 1024)
         .backpressure(Backpressure::Drop)
         .flush_on_panic(false)
         .start();
@@ -171,7 +171,7 @@ fn slow_sink_with_block_loses_nothing() {
         writes: Arc::new(AtomicU64::new(0)),
     };
     let (pipeline, guard) = Pipeline::builder(slow)
-        .capacity_bytes(4 * 1024)
+        .queue_bytes(4 * 1024)
         .backpressure(Backpressure::Block {
             max_wait: Duration::from_secs(10),
         })
@@ -213,7 +213,7 @@ fn a_full_disk_never_stops_the_service() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_failing_output_can_fall_back_to_stderr() {
-    use corrlog::writer::Sink;
+    use corrlog::fmt::Sink;
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
@@ -245,7 +245,7 @@ fn a_closed_pipe_never_stops_the_service() {
 fn shutdown_under_load_reports_what_reached_the_sink() {
     let capture = Capture::new();
     let (pipeline, guard) = Pipeline::builder(capture.clone())
-        .capacity_bytes(64 * 1024)
+        .queue_bytes(64 * 1024)
         .flush_on_panic(false)
         .start();
     let dispatch = tracing::Dispatch::new(
@@ -324,7 +324,7 @@ fn panic_hook_child() {
     let (pipeline, guard) = Pipeline::builder(Tee(slow)).start();
     // No guard: only the panic hook can write these lines out.
     std::mem::forget(guard);
-    use corrlog::writer::Sink;
+    use corrlog::fmt::Sink;
     for i in 0..1000 {
         pipeline.write_line(format!("{{\"child_line\":{i}}}\n").as_bytes());
     }

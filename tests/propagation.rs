@@ -9,7 +9,7 @@ mod common;
 use axum::routing::get;
 use axum::{Json, Router};
 use common::{client_runtime, str_field, TestServer};
-use corrlog::task::FutureExt;
+use corrlog::context::FutureExt;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
@@ -21,7 +21,7 @@ async fn everywhere() -> Json<Value> {
     let sync = id();
     let spawned = corrlog::spawn(async { id() }).await.unwrap();
     let blocking = corrlog::spawn_blocking(id).await.unwrap();
-    let thread = std::thread::spawn(corrlog::task::capture(id))
+    let thread = std::thread::spawn(corrlog::context::capture(id))
         .join()
         .unwrap();
     let handed = tokio::spawn(async { id() }.in_current_request())
@@ -61,7 +61,7 @@ async fn everywhere() -> Json<Value> {
 fn the_id_reaches_every_depth_through_the_helpers_and_nothing_else() {
     let app = Router::new()
         .route("/", get(everywhere))
-        .layer(corrlog::CorrlogLayer::new());
+        .layer(corrlog::RequestLayer::new());
     let server = TestServer::start(4, app);
     let rt = client_runtime();
     for i in 0..50 {

@@ -3,7 +3,9 @@
 //! coverage guidance.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use corrlog::{IdPolicy, MakeRequestId, RequestId, UuidV4, UuidV7};
+use corrlog::context::{MakeRequestId, UuidV4, UuidV7};
+use corrlog::http::IdPolicy;
+use corrlog::RequestId;
 use proptest::prelude::*;
 
 fn allowed(b: u8) -> bool {

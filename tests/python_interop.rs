@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{client_runtime, str_field, TestServer};
-use corrlog::CorrlogLayer;
+use corrlog::RequestLayer;
 use serde_json::Value;
 
 struct Python {
@@ -138,7 +138,7 @@ fn corrlog_and_asgi_correlation_id_share_the_id_both_ways() {
             app::AppConfig::default(),
             Some(app::Downstream::new(&python.url)),
         )
-        .layer(CorrlogLayer::new()),
+        .layer(RequestLayer::new()),
     );
     for sent in [None, Some("6f9619ff-8b86-4d11-b42d-00c04fc964ff")] {
         let (id, body) = get(&rust.url("/orders/77"), sent);

@@ -53,10 +53,10 @@ fn sigterm_child() {
     let logging = corrlog::builder()
         .preset(Preset::Production)
         .output(Output::file(std::path::PathBuf::from(path)))
-        .ignore_env()
+        .use_env(false)
         .init()
         .unwrap();
-    let layer = logging.layer.clone();
+    let layer = logging.request_layer();
     rt.block_on(async move {
         let app = Router::new().route("/work", get(work)).layer(layer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::extract::{FromRef, Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use corrlog::{CorrlogLayer, RequestId};
+use corrlog::{RequestId, RequestLayer};
 use reqwest_middleware::ClientWithMiddleware;
 use serde::Serialize;
 
@@ -42,7 +42,7 @@ pub(crate) struct Downstream {
 impl Downstream {
     pub(crate) fn new(base_url: &str) -> Self {
         let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(corrlog::propagate::PropagateHeaders)
+            .with(corrlog::http::PropagateHeaders)
             .build();
         Downstream {
             base_url: Arc::from(base_url.trim_end_matches('/')),
@@ -71,7 +71,7 @@ impl FromRef<AppState> for Option<Downstream> {
 
 /// The demo service, with the corrlog middleware.
 pub(crate) fn router(config: AppConfig) -> Router {
-    routes(config).layer(CorrlogLayer::new())
+    routes(config).layer(RequestLayer::new())
 }
 
 /// The demo routes without middleware, to layer differently in tests.

@@ -87,7 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let downstream = args.downstream.as_deref().map(app::Downstream::new);
     let app = app::routes_with_downstream(app::AppConfig::default(), downstream)
-        .layer(logging.layer.clone());
+        .layer(logging.request_layer());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -3,7 +3,7 @@
 //! (up to the value size cap).
 #![no_main]
 
-use corrlog::writer::Capture;
+use corrlog::output::Capture;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use libfuzzer_sys::fuzz_target;
 use tracing_subscriber::layer::SubscriberExt;
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(lines.len(), 1);
     let value: serde_json::Value = serde_json::from_str(&lines[0]).expect("valid JSON");
     let map = value.as_object().expect("an object");
-    if text.len() <= corrlog::redact::DEFAULT_MAX_VALUE_BYTES {
+    if text.len() <= corrlog::fmt::DEFAULT_MAX_VALUE_BYTES {
         assert_eq!(map["message"], *text);
     }
 });

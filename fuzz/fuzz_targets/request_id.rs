@@ -2,7 +2,7 @@
 //! is safe in a header and a JSON string.
 #![no_main]
 
-use corrlog::IdPolicy;
+use corrlog::http::IdPolicy;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

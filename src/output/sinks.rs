@@ -1,47 +1,21 @@
-//! Where encoded lines go: the [`Sink`] trait and simple sinks.
-//!
-//! The JSON layer encodes each event into one complete line (ending in
-//! `\n`) and hands it to a [`Sink`] in one call. A sink never returns an
-//! error to the logging call site: logging must not fail a request. The
-//! sinks here write synchronously on the calling thread; a sink that moves
-//! I/O off the request path plugs in through the same trait.
-//!
-//! ```
-//! use corrlog::writer::{Capture, Sink};
-//!
-//! let capture = Capture::new();
-//! capture.write_line(b"{\"message\":\"hi\"}\n");
-//! assert_eq!(capture.lines(), vec!["{\"message\":\"hi\"}".to_owned()]);
-//! ```
+//! Sinks that write on the calling thread: stdout, any `io::Write`, and an
+//! in-memory capture for tests.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Receives complete, newline-terminated JSON lines.
-///
-/// Implementations must be cheap to call from many threads at once and
-/// must not panic; I/O errors are theirs to handle (count, report, drop).
-pub trait Sink: Send + Sync + 'static {
-    /// Takes one line, including its trailing `\n`.
-    fn write_line(&self, line: &[u8]);
-}
-
-impl<S: Sink + ?Sized> Sink for Arc<S> {
-    fn write_line(&self, line: &[u8]) {
-        (**self).write_line(line);
-    }
-}
-
-impl<S: Sink + ?Sized> Sink for Box<S> {
-    fn write_line(&self, line: &[u8]) {
-        (**self).write_line(line);
-    }
-}
+use crate::fmt::Sink;
 
 /// Writes each line to the process's standard output with one
 /// `write_all` under the stdout lock, so lines from different threads never
-/// interleave. Errors (a closed pipe, a full disk) are ignored.
+/// interleave. Errors (a closed pipe, a full disk) are ignored. Writes on
+/// the logging thread: for production use a [`Pipeline`](super::Pipeline).
+///
+/// ```
+/// let layer = corrlog::LogLayer::json(corrlog::output::Stdout);
+/// # drop(layer);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stdout;
 
@@ -55,7 +29,8 @@ impl Sink for Stdout {
 /// [`io::sink()`]. Errors are ignored.
 ///
 /// ```
-/// use corrlog::writer::{Sink, WriterSink};
+/// use corrlog::fmt::Sink;
+/// use corrlog::output::WriterSink;
 ///
 /// let sink = WriterSink::new(Vec::new());
 /// sink.write_line(b"{}\n");
@@ -100,7 +75,8 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
 /// Keeps every line in memory, for tests. Clones share the same lines.
 ///
 /// ```
-/// use corrlog::writer::{Capture, Sink};
+/// use corrlog::fmt::Sink;
+/// use corrlog::output::Capture;
 ///
 /// let capture = Capture::new();
 /// let writer = capture.clone();

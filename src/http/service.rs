@@ -6,31 +6,30 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
-use super::body::CorrlogBody;
+use super::access::Record;
+use super::body::ResponseBody;
 use super::future::ResponseFuture;
-use super::{AccessLog, Config};
-use crate::context::RequestContext;
-use crate::layer::{REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
-use crate::pipeline::catch_panic;
-use crate::trace_context::TraceContext;
+use super::{trace_context, Config};
+use crate::context::{RequestContext, TraceContext, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
+use crate::panic::catch_panic;
 
-/// The service made by [`CorrlogLayer`](super::CorrlogLayer). See the
-/// [module docs](crate::middleware).
+/// The service made by [`RequestLayer`](crate::RequestLayer). See the
+/// [module docs](crate::http).
 #[derive(Clone)]
-pub struct Corrlog<S> {
+pub struct RequestService<S> {
     inner: S,
     config: Arc<Config>,
 }
 
-impl<S> fmt::Debug for Corrlog<S> {
+impl<S> fmt::Debug for RequestService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Corrlog").finish_non_exhaustive()
+        f.debug_struct("RequestService").finish_non_exhaustive()
     }
 }
 
-impl<S> Corrlog<S> {
+impl<S> RequestService<S> {
     pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
-        Corrlog { inner, config }
+        RequestService { inner, config }
     }
 
     /// The inner service.
@@ -49,12 +48,12 @@ impl<S> Corrlog<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Corrlog<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: http_body::Body<Data = Bytes>,
 {
-    type Response = Response<CorrlogBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -77,13 +76,13 @@ where
         };
         let trace = config.trace_context.then(|| {
             #[cfg(feature = "opentelemetry")]
-            if let Some(otel) = TraceContext::from_opentelemetry() {
+            if let Some(otel) = trace_context::from_opentelemetry() {
                 return otel;
             }
             if config.edge {
                 TraceContext::new_root()
             } else {
-                TraceContext::from_headers(req.headers())
+                trace_context::continue_or_start(req.headers())
             }
         });
         let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
@@ -118,7 +117,7 @@ where
         let inner = &mut self.inner;
         let (access, called) = ctx.clone().run(|| {
             span.in_scope(|| {
-                let access = AccessLog::start(&self.config, &req);
+                let access = Record::start(&self.config, &req, &ctx);
                 (access, catch_panic(|| inner.call(req)))
             })
         });

@@ -8,19 +8,18 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use super::access::Record;
-use super::future::panic_message;
 use crate::context::RequestContext;
-use crate::pipeline::catch_panic;
+use crate::panic::{catch_panic, panic_message};
 
 pin_project! {
-    /// The response body of [`Corrlog`](super::Corrlog): polls the inner
+    /// The response body of [`RequestService`](super::RequestService): polls the inner
     /// body inside the request context and span, so lines logged while a
     /// streaming body is produced carry the request id, and writes the
     /// access line when the body ends (or fails, or is dropped unfinished).
     ///
     /// A panic while producing the body is logged at ERROR and ends the
     /// body early.
-    pub struct CorrlogBody<B> {
+    pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
         ctx: RequestContext,
@@ -28,7 +27,7 @@ pin_project! {
         access: Option<Box<Record>>,
     }
 
-    impl<B> PinnedDrop for CorrlogBody<B> {
+    impl<B> PinnedDrop for ResponseBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(mut access) = this.access.take() {
@@ -47,13 +46,13 @@ pin_project! {
     }
 }
 
-impl<B> fmt::Debug for CorrlogBody<B> {
+impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CorrlogBody").finish_non_exhaustive()
+        f.debug_struct("ResponseBody").finish_non_exhaustive()
     }
 }
 
-impl<B: Body> CorrlogBody<B> {
+impl<B: Body> ResponseBody<B> {
     pub(crate) fn new(
         body: B,
         ctx: RequestContext,
@@ -69,7 +68,7 @@ impl<B: Body> CorrlogBody<B> {
         if let (Some(record), Some(exact)) = (access.as_mut(), body.size_hint().exact()) {
             record.expected_bytes = Some(exact);
         }
-        CorrlogBody {
+        ResponseBody {
             kind: Kind::Inner { body },
             ctx,
             span,
@@ -78,14 +77,14 @@ impl<B: Body> CorrlogBody<B> {
     }
 }
 
-impl<B> CorrlogBody<B> {
+impl<B> ResponseBody<B> {
     pub(crate) fn full(
         data: Bytes,
         ctx: RequestContext,
         span: Span,
         access: Option<Box<Record>>,
     ) -> Self {
-        CorrlogBody {
+        ResponseBody {
             kind: Kind::Full { data: Some(data) },
             ctx,
             span,
@@ -94,7 +93,7 @@ impl<B> CorrlogBody<B> {
     }
 }
 
-impl<B> Body for CorrlogBody<B>
+impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,
 {

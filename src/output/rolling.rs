@@ -1,26 +1,4 @@
-//! A log file that rotates by size and by time, keeping a bounded number
-//! of old files.
-//!
-//! The active file is the path given; a rotated file is renamed to
-//! `<name>.<UTC time of rotation>`, e.g. `app.log.20260121T103000Z` (with a
-//! `-001` suffix if two rotations fall in the same second), so old files
-//! sort by age. Files are opened in append mode. Rotation happens between
-//! lines, never inside one; a single line larger than the size limit is
-//! written whole to a file of its own.
-//!
-//! ```
-//! use corrlog::rolling::{Period, RollingFile};
-//!
-//! let dir = std::env::temp_dir().join(format!("corrlog-doc-{}", std::process::id()));
-//! let file = RollingFile::builder(dir.join("app.log"))
-//!     .max_bytes(10 * 1024 * 1024)
-//!     .period(Period::Daily)
-//!     .max_files(7)
-//!     .open()?;
-//! # drop(file);
-//! # std::fs::remove_dir_all(&dir).ok();
-//! # Ok::<(), corrlog::Error>(())
-//! ```
+//! [`RollingFile`]: a log file rotating by size and time.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -28,6 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, ErrorKind};
+use crate::fmt::time::compact_utc;
+
+/// The default size at which a log file rotates: 100 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
+
+/// The default number of rotated files kept: 10.
+pub const DEFAULT_MAX_FILES: usize = 10;
 
 /// How often a file is rotated regardless of size (UTC boundaries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,20 +47,39 @@ pub struct RollingFileBuilder {
 }
 
 impl RollingFileBuilder {
-    /// Rotate before the file would grow past this size. Off by default.
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.max_bytes = Some(bytes.max(1));
+    /// Rotate before the file would grow past this size, or never with
+    /// `None`. Defaults to [`DEFAULT_MAX_FILE_BYTES`] (100 MiB).
+    ///
+    /// ```
+    /// let file = corrlog::output::RollingFile::builder("app.log").max_bytes(Some(10 << 20));
+    /// # drop(file);
+    /// ```
+    pub fn max_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_bytes = bytes.map(|b| b.max(1));
         self
     }
 
-    /// Rotate at each period boundary. Off by default.
-    pub fn period(mut self, period: Period) -> Self {
-        self.period = Some(period);
+    /// Rotate at each period boundary, or only by size with `None`.
+    /// Defaults to `None`.
+    ///
+    /// ```
+    /// use corrlog::output::{Period, RollingFile};
+    ///
+    /// let file = RollingFile::builder("app.log").period(Some(Period::Daily));
+    /// # drop(file);
+    /// ```
+    pub fn period(mut self, period: Option<Period>) -> Self {
+        self.period = period;
         self
     }
 
     /// How many rotated files to keep (the active one not counted); older
-    /// ones are deleted. Defaults to 10.
+    /// ones are deleted. Defaults to [`DEFAULT_MAX_FILES`] (10).
+    ///
+    /// ```
+    /// let file = corrlog::output::RollingFile::builder("app.log").max_files(3);
+    /// # drop(file);
+    /// ```
     pub fn max_files(mut self, n: usize) -> Self {
         self.max_files = n;
         self
@@ -124,7 +128,28 @@ fn now_secs() -> u64 {
 }
 
 /// An append-only log file with rotation. Implements `io::Write`; give it
-/// to a [`Pipeline`](crate::pipeline::Pipeline), which writes whole lines.
+/// to a [`Pipeline`](super::Pipeline), which writes whole lines.
+///
+/// The active file is the path given; a rotated file is renamed to
+/// `<name>.<UTC time of rotation>`, e.g. `app.log.20260121T103000Z` (with a
+/// `-001` suffix if two rotations fall in the same second), so old files
+/// sort by age. Files are opened in append mode. Rotation happens between
+/// lines, never inside one; a single line larger than the size limit is
+/// written whole to a file of its own.
+///
+/// ```
+/// use corrlog::output::{Period, RollingFile};
+///
+/// let dir = std::env::temp_dir().join(format!("corrlog-doc-{}", std::process::id()));
+/// let file = RollingFile::builder(dir.join("app.log"))
+///     .max_bytes(Some(10 * 1024 * 1024))
+///     .period(Some(Period::Daily))
+///     .max_files(7)
+///     .open()?;
+/// # drop(file);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), corrlog::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct RollingFile {
     path: PathBuf,
@@ -137,13 +162,16 @@ pub struct RollingFile {
 }
 
 impl RollingFile {
-    /// A builder for a file at `path`.
+    /// A builder for a file at `path`, rotating at
+    /// [`DEFAULT_MAX_FILE_BYTES`] (100 MiB) and keeping
+    /// [`DEFAULT_MAX_FILES`] (10) old files: the same defaults as
+    /// [`Output::file`](crate::Output::file) and `CORRLOG_FILE`.
     pub fn builder(path: impl Into<PathBuf>) -> RollingFileBuilder {
         RollingFileBuilder {
             path: path.into(),
-            max_bytes: None,
+            max_bytes: Some(DEFAULT_MAX_FILE_BYTES),
             period: None,
-            max_files: 10,
+            max_files: DEFAULT_MAX_FILES,
         }
     }
 
@@ -155,7 +183,7 @@ impl RollingFile {
     /// Renames the active file aside, opens a new one, prunes old files.
     fn rotate(&mut self) -> io::Result<()> {
         self.file.flush()?;
-        let stamp = crate::encoder::compact_utc(now_secs());
+        let stamp = compact_utc(now_secs());
         let base = format!("{}.{stamp}", self.file_name());
         let mut target = self.path.with_file_name(&base);
         let mut n = 0;
@@ -325,7 +353,7 @@ mod tests {
             fs::write(dir.join(name), b"keep me").unwrap();
         }
         let mut f = RollingFile::builder(dir.join("app.log"))
-            .max_bytes(10)
+            .max_bytes(Some(10))
             .max_files(1)
             .open()
             .unwrap();
@@ -355,7 +383,7 @@ mod tests {
     fn rotates_by_size_between_lines_and_keeps_max_files() {
         let dir = temp_dir("size");
         let mut f = RollingFile::builder(dir.join("app.log"))
-            .max_bytes(100)
+            .max_bytes(Some(100))
             .max_files(3)
             .open()
             .unwrap();
@@ -381,7 +409,7 @@ mod tests {
     fn a_line_larger_than_the_limit_is_written_whole() {
         let dir = temp_dir("big");
         let mut f = RollingFile::builder(dir.join("app.log"))
-            .max_bytes(10)
+            .max_bytes(Some(10))
             .open()
             .unwrap();
         f.write_all(b"short\n").unwrap();
@@ -404,7 +432,7 @@ mod tests {
     fn rotates_when_the_period_changes() {
         let dir = temp_dir("period");
         let mut f = RollingFile::builder(dir.join("app.log"))
-            .period(Period::Hourly)
+            .period(Some(Period::Hourly))
             .open()
             .unwrap();
         f.write_all(b"first hour\n").unwrap();

@@ -1,7 +1,9 @@
-//! The tower middleware: one id per request, a context around the whole
-//! request (handler *and* response body), the id on every response.
+//! The HTTP stage: [`RequestLayer`](crate::RequestLayer), the tower
+//! middleware that gives each request one id, keeps a context around the
+//! whole request (handler *and* response body), sets the id on every
+//! response and writes the access line; and outgoing propagation.
 //!
-//! [`CorrlogLayer`] works for any tower service over `http` types: axum,
+//! `RequestLayer` works for any tower service over `http` types: axum,
 //! tonic, plain hyper. For each request it
 //!
 //! 1. picks the id: the first configured header (default `x-request-id`)
@@ -14,7 +16,7 @@
 //!    carry the id too;
 //! 3. opens a `request` span (target `corrlog`) carrying the context, so
 //!    futures propagated with tracing's `in_current_span()` keep the id;
-//! 4. inserts the [`RequestId`] into the request's extensions (read it
+//! 4. inserts the [`RequestId`](crate::RequestId) into the request's extensions (read it
 //!    with the axum extractor, or anywhere with [`crate::request_id`]), and
 //!    replaces the incoming id headers with one header holding the
 //!    effective id;
@@ -30,7 +32,7 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use corrlog::{CorrlogLayer, RequestId};
+//! use corrlog::{RequestLayer, RequestId};
 //!
 //! async fn handler(id: RequestId) -> String {
 //!     tracing::info!("handling"); // carries "request_id"
@@ -39,16 +41,18 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/", get(handler))
-//!     .layer(CorrlogLayer::new());
+//!     .layer(RequestLayer::new());
 //! ```
 //!
 //! Customised: accept `x-correlation-id` too, and use time-ordered ids.
 //!
 //! ```
-//! use corrlog::{CorrlogLayer, IdPolicy, UuidV7};
+//! use corrlog::context::UuidV7;
+//! use corrlog::http::IdPolicy;
+//! use corrlog::RequestLayer;
 //! use http::HeaderName;
 //!
-//! let layer = CorrlogLayer::new()
+//! let layer = RequestLayer::new()
 //!     .headers([
 //!         HeaderName::from_static("x-request-id"),
 //!         HeaderName::from_static("x-correlation-id"),
@@ -60,9 +64,23 @@
 //! # Edge mode
 //!
 //! A service facing the internet should not let clients choose ids that
-//! internal systems trust. [`CorrlogLayer::edge`] always generates the
+//! internal systems trust. [`RequestLayer::edge`](crate::RequestLayer::edge) always generates the
 //! request id and keeps a valid client value as the bound field
 //! `correlation_id`.
+//!
+//! # Trace context
+//!
+//! A valid incoming W3C `traceparent` is continued (same trace id, a new
+//! span id for this hop); anything else starts a new trace. Every line of
+//! the request carries `trace_id` and `span_id`. Parsing rules:
+//! [`TraceParent`].
+//!
+//! # Across services
+//!
+//! Calls the service makes carry the request id (in the header it reads it
+//! from) and a `traceparent` naming this hop: [`inject`] fills any
+//! `http::HeaderMap`; with the `reqwest` feature, [`PropagateHeaders`] does
+//! it for a `reqwest_middleware` client.
 //!
 //! # Errors from the inner service
 //!
@@ -72,181 +90,29 @@
 
 mod access;
 mod body;
+#[cfg(feature = "axum")]
+mod extract;
 mod future;
+mod id_policy;
+pub(crate) mod layer;
+mod propagate;
 mod service;
+mod trace_context;
 
-use std::fmt;
-use std::sync::Arc;
-
-use http::{HeaderMap, HeaderName, HeaderValue};
-use tower_layer::Layer;
-
-use crate::id::{IdPolicy, MakeRequestId, RequestId, UuidV4};
-use crate::redact::Redaction;
-
-pub use self::access::{AccessLog, ACCESS_TARGET};
-pub use self::body::CorrlogBody;
+pub use self::access::{AccessLog, ClientIpHeader};
+pub use self::body::ResponseBody;
+#[cfg(feature = "axum")]
+pub use self::extract::MissingRequestId;
 pub use self::future::ResponseFuture;
-pub use self::service::Corrlog;
-
-/// The default header read and written: `x-request-id`.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// A tower [`Layer`] that gives each request an id and a logging context.
-/// See the [module docs](crate::middleware).
-#[derive(Clone)]
-#[must_use]
-pub struct CorrlogLayer {
-    config: Arc<Config>,
-}
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) headers: Vec<HeaderName>,
-    pub(crate) response_header: HeaderName,
-    pub(crate) policy: IdPolicy,
-    pub(crate) make_id: Arc<dyn MakeRequestId>,
-    pub(crate) edge: bool,
-    pub(crate) access: AccessLog,
-    pub(crate) redaction: Redaction,
-    pub(crate) trace_context: bool,
-}
-
-impl fmt::Debug for CorrlogLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CorrlogLayer")
-            .field("headers", &self.config.headers)
-            .field("response_header", &self.config.response_header)
-            .field("policy", &self.config.policy)
-            .field("edge", &self.config.edge)
-            .field("access", &self.config.access)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for CorrlogLayer {
-    fn default() -> Self {
-        CorrlogLayer::new()
-    }
-}
-
-impl CorrlogLayer {
-    /// The default: trust a valid `x-request-id`, generate UUID v4 ids
-    /// otherwise, echo the id as `x-request-id`.
-    pub fn new() -> Self {
-        CorrlogLayer {
-            config: Arc::new(Config {
-                headers: vec![X_REQUEST_ID],
-                response_header: X_REQUEST_ID,
-                policy: IdPolicy::default(),
-                make_id: Arc::new(UuidV4),
-                edge: false,
-                access: AccessLog::default(),
-                redaction: Redaction::default(),
-                trace_context: true,
-            }),
-        }
-    }
-
-    fn config_mut(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
-    }
-
-    /// The headers an incoming id is read from, in order of preference: the
-    /// first one holding a valid id wins. Defaults to `x-request-id`.
-    pub fn headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config_mut().headers = headers.into_iter().collect();
-        self
-    }
-
-    /// The header the id is written to, on the response and on the request
-    /// passed inward. Defaults to `x-request-id`.
-    pub fn response_header(mut self, header: HeaderName) -> Self {
-        self.config_mut().response_header = header;
-        self
-    }
-
-    /// The rule for trusting incoming ids. Defaults to
-    /// [`IdPolicy::default`].
-    pub fn policy(mut self, policy: IdPolicy) -> Self {
-        self.config_mut().policy = policy;
-        self
-    }
-
-    /// How new ids are made. Defaults to [`UuidV4`].
-    pub fn make_request_id(mut self, make: impl MakeRequestId) -> Self {
-        self.config_mut().make_id = Arc::new(make);
-        self
-    }
-
-    /// Edge mode: never trust the client. Always generate the request id;
-    /// keep a valid incoming value as the bound field `correlation_id`.
-    /// An incoming `traceparent`/`tracestate` is ignored too: every request
-    /// starts a new trace (an active OpenTelemetry context, which the
-    /// service set up itself, is still used). Off by default.
-    ///
-    /// ```
-    /// let layer = corrlog::CorrlogLayer::new().edge();
-    /// ```
-    pub fn edge(mut self) -> Self {
-        self.config_mut().edge = true;
-        self
-    }
-}
-
-impl CorrlogLayer {
-    /// Access log settings; see [`AccessLog`]. On by default.
-    pub fn access_log(mut self, access: AccessLog) -> Self {
-        self.config_mut().access = access;
-        self
-    }
-
-    /// W3C Trace Context: continue the caller's trace from a valid
-    /// `traceparent` (or start one) and put `trace_id` and `span_id` on
-    /// every line of the request. On by default; see
-    /// [`crate::trace_context`].
-    pub fn trace_context(mut self, on: bool) -> Self {
-        self.config_mut().trace_context = on;
-        self
-    }
-
-    /// Turns the access log off.
-    pub fn no_access_log(self) -> Self {
-        self.access_log(AccessLog::disabled())
-    }
-
-    /// The redaction policy for what the access log takes from requests
-    /// (query parameters, headers). Defaults to [`Redaction::default`];
-    /// [`crate::builder()`] passes its own.
-    pub fn redaction(mut self, redaction: Redaction) -> Self {
-        self.config_mut().redaction = redaction;
-        self
-    }
-}
-
-impl<S> Layer<S> for CorrlogLayer {
-    type Service = Corrlog<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Corrlog::new(inner, self.config.clone())
-    }
-}
-
-impl Config {
-    /// The first valid incoming id and its header value. A
-    /// header present more than once is ambiguous and counts as invalid.
-    pub(crate) fn incoming_id(&self, headers: &HeaderMap) -> Option<(RequestId, HeaderValue)> {
-        self.headers.iter().find_map(|name| {
-            let mut values = headers.get_all(name).iter();
-            let first = values.next()?;
-            if values.next().is_some() {
-                return None;
-            }
-            let id = self.policy.parse(first.as_bytes())?;
-            Some((id, first.clone()))
-        })
-    }
-}
+pub use self::id_policy::IdPolicy;
+pub(crate) use self::layer::Config;
+#[cfg(feature = "reqwest")]
+pub use self::propagate::PropagateHeaders;
+pub use self::propagate::{inject, inject_from, propagation_headers, TRACEPARENT, TRACESTATE};
+pub use self::service::RequestService;
+pub use self::trace_context::{TraceParent, MAX_TRACESTATE_BYTES};
+pub use crate::context::id::DEFAULT_MAX_LEN;
+pub use crate::context::request::ACCESS_TARGET;
 
 #[cfg(test)]
 mod tests {
@@ -260,8 +126,11 @@ mod tests {
     use tower::{service_fn, ServiceBuilder, ServiceExt};
     use tower_service::Service;
 
-    use super::*;
-    use crate::context::RequestContext;
+    use http::HeaderName;
+    use tower_layer::Layer;
+
+    use super::layer::RequestLayer;
+    use crate::context::{RequestContext, RequestId};
 
     type Body = Full<Bytes>;
 
@@ -299,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn works_on_a_plain_tower_service() {
         let svc = ServiceBuilder::new()
-            .layer(CorrlogLayer::new())
+            .layer(RequestLayer::new())
             .service_fn(echo);
         let res = svc.clone().oneshot(request(Some("abc-1"))).await.unwrap();
         assert_eq!(res.headers()["x-request-id"], "abc-1");
@@ -331,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_in_call_becomes_a_500_with_the_id() {
-        let res = CorrlogLayer::new()
+        let res = RequestLayer::new()
             .layer(PanicsInCall)
             .oneshot(request(Some("sync-panic")))
             .await
@@ -343,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn service_errors_pass_through_unchanged() {
-        let svc = CorrlogLayer::new().layer(service_fn(|_: Request<Body>| {
+        let svc = RequestLayer::new().layer(service_fn(|_: Request<Body>| {
             ready(Err::<Response<Body>, _>("inner failure"))
         }));
         let err = svc.oneshot(request(None)).await.unwrap_err();
@@ -352,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_custom_response_header() {
-        let svc = CorrlogLayer::new()
+        let svc = RequestLayer::new()
             .response_header(HeaderName::from_static("x-trace"))
             .layer(service_fn(|req: Request<Body>| async move {
                 let seen = req.headers().get("x-trace").cloned();
@@ -368,7 +237,7 @@ mod tests {
 
     #[test]
     fn debug_output_names_the_configuration() {
-        let text = format!("{:?}", CorrlogLayer::new().edge());
+        let text = format!("{:?}", RequestLayer::new().edge(true));
         assert!(text.contains("edge: true"), "{text}");
     }
 }
@@ -385,12 +254,14 @@ mod otel_tests {
     };
     use tower::{service_fn, ServiceExt};
 
-    use super::*;
+    use tower_layer::Layer;
+
+    use super::layer::RequestLayer;
     use crate::context::RequestContext;
 
     #[tokio::test]
     async fn an_active_opentelemetry_span_supplies_the_ids() {
-        let mut svc = CorrlogLayer::new().layer(service_fn(|_req: Request<Full<Bytes>>| async {
+        let mut svc = RequestLayer::new().layer(service_fn(|_req: Request<Full<Bytes>>| async {
             let ctx = RequestContext::current().unwrap();
             let trace = ctx.trace().unwrap();
             let text = format!("{} {}", trace.trace_id_hex(), trace.span_id_hex());

@@ -1,4 +1,3 @@
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,14 +10,12 @@ use tokio::task::futures::TaskLocalFuture;
 use tracing::Span;
 
 use super::access::Record;
-use super::body::CorrlogBody;
+use super::body::ResponseBody;
 use crate::context::RequestContext;
-use crate::pipeline::catch_panic;
-
-type PanicPayload = Box<dyn Any + Send + 'static>;
+use crate::panic::{catch_panic, panic_message, PanicPayload};
 
 pin_project! {
-    /// The response future of [`Corrlog`](super::Corrlog): polls the inner
+    /// The response future of [`RequestService`](super::RequestService): polls the inner
     /// future inside the request context and span, catches panics, and sets
     /// the id header on the response.
     #[must_use = "futures do nothing unless polled"]
@@ -89,23 +86,12 @@ where
     }
 }
 
-/// The message of a panic, when it is a string.
-pub(crate) fn panic_message(payload: &PanicPayload) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "panic with a non-string payload"
-    }
-}
-
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: http_body::Body<Data = Bytes>,
 {
-    type Output = Result<Response<CorrlogBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().inner.poll(cx)
@@ -117,7 +103,7 @@ where
     F: Future<Output = Result<Response<B>, E>>,
     B: http_body::Body<Data = Bytes>,
 {
-    type Output = Result<Response<CorrlogBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -167,7 +153,7 @@ where
                         .and_then(|v| v.parse().ok());
                 }
                 let ctx = this.ctx.clone();
-                response.map(|body| CorrlogBody::new(body, ctx, span, access))
+                response.map(|body| ResponseBody::new(body, ctx, span, access))
             }
             Ok(Err(err)) => {
                 if let Some(mut access) = access {
@@ -180,7 +166,7 @@ where
                     access.status = Some(500);
                     access.set_reason("panic");
                 }
-                let mut response = Response::new(CorrlogBody::full(
+                let mut response = Response::new(ResponseBody::full(
                     Bytes::from_static(b"internal server error\n"),
                     this.ctx.clone(),
                     span,

@@ -15,7 +15,7 @@
 //! let app: Router = Router::new()
 //!     .route("/a", get(required))
 //!     .route("/b", get(optional))
-//!     .layer(corrlog::CorrlogLayer::new());
+//!     .layer(corrlog::RequestLayer::new());
 //! ```
 
 use std::convert::Infallible;
@@ -26,10 +26,10 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 
-use crate::id::RequestId;
+use crate::context::RequestId;
 
 /// Rejection for the [`RequestId`] extractor when no
-/// [`CorrlogLayer`](crate::CorrlogLayer) ran before the handler. Responds
+/// [`RequestLayer`](crate::RequestLayer) ran before the handler. Responds
 /// with `500 Internal Server Error`: it is a server set-up mistake.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
@@ -38,7 +38,7 @@ pub struct MissingRequestId;
 impl fmt::Display for MissingRequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
-            "no request id in the request extensions: add corrlog::CorrlogLayer \
+            "no request id in the request extensions: add corrlog::RequestLayer \
              to the router with .layer(), outside the routes that extract RequestId",
         )
     }

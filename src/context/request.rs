@@ -1,52 +1,30 @@
-//! The per-request context: the [`RequestId`] plus the fields bound during
-//! the request, kept **per task**, never per thread.
-//!
-//! tokio moves a task between worker threads at every `.await`, so an id
-//! kept in a `thread_local!` is whatever request last ran on that thread.
-//! corrlog keeps the context in a tokio task-local that the middleware sets
-//! around every poll of the request's future and of its response body. Any
-//! code running on the request's task, async or plain sync, at any depth,
-//! reads it with [`request_id`] or [`RequestContext::current`].
-//!
-//! Outside a request (a background job, a task started with a bare
-//! `tokio::spawn`) there is no context: [`request_id`] returns `None`, never
-//! a stale id. To carry the context into new tasks and threads, use the
-//! helpers in [`crate::task`].
-//!
-//! ```
-//! use corrlog::{RequestContext, RequestId};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! assert_eq!(corrlog::request_id(), None);
-//!
-//! let ctx = RequestContext::new(RequestId::new("req-1").unwrap());
-//! ctx.scope(async {
-//!     corrlog::bind("user_id", 42);
-//!     assert_eq!(corrlog::request_id().unwrap().as_str(), "req-1");
-//!     deeper_sync_code();
-//! })
-//! .await;
-//!
-//! fn deeper_sync_code() {
-//!     // No parameter passed down: the id is found from the task.
-//!     assert_eq!(corrlog::request_id().unwrap().as_str(), "req-1");
-//! }
-//! # }
-//! ```
+//! The request context itself: [`RequestContext`], [`request_id`],
+//! [`bind`] and the names the HTTP and line layers share.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use crate::encoder;
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 
-use crate::id::RequestId;
-use crate::redact::{Redaction, Verdict};
-use crate::trace_context::TraceContext;
+use super::id::RequestId;
+use super::trace::TraceContext;
+
+/// The default header a request id is read from and written to:
+/// `x-request-id`.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The target and name of the span the HTTP layer opens per request; the
+/// line layer recognises it to find the request of a future propagated
+/// with tracing's `.in_current_span()` alone.
+pub(crate) const REQUEST_SPAN_TARGET: &str = "corrlog";
+pub(crate) const REQUEST_SPAN_NAME: &str = "request";
+
+/// The target (logger name) of access lines: filter them with
+/// `corrlog::access=warn` and the like.
+pub const ACCESS_TARGET: &str = "corrlog::access";
 
 tokio::task_local! {
     static CURRENT: RequestContext;
@@ -68,42 +46,22 @@ struct Inner {
     /// The header the id travels in, on the way in and out.
     header: HeaderName,
     fields: Mutex<Vec<BoundField>>,
+    /// Request headers the access line shows, raw: the line layer masks
+    /// them with its own redaction policy when it writes the line.
+    access_headers: OnceLock<Box<[(HeaderName, HeaderValue)]>>,
 }
 
-/// A bound field, kept ready to write: the key as given and the value
-/// already encoded as JSON, so each log line copies bytes and re-parses
-/// nothing.
+/// A bound field. The line layer keeps the value's encoded form and its
+/// redaction verdict here, computed on first use, so each line copies
+/// bytes and re-parses nothing.
 pub(crate) struct BoundField {
     pub(crate) key: Cow<'static, str>,
-    pub(crate) json: String,
-    /// The raw text of a string value, for cleaning URLs.
-    pub(crate) text: Option<Box<str>>,
+    pub(crate) value: FieldValue,
+    /// The value as JSON, filled by the line layer.
+    pub(crate) encoded: OnceLock<Box<[u8]>>,
     /// The redaction verdict for `key` under the last policy that asked,
-    /// as `policy id << 2 | verdict`; 0 when not yet known.
+    /// as the line layer packs it; 0 when not yet known.
     pub(crate) verdict: AtomicU64,
-}
-
-impl BoundField {
-    /// How this field is written under `policy`, computed once per policy.
-    pub(crate) fn verdict(&self, policy: &Redaction) -> Verdict {
-        let cached = self.verdict.load(Ordering::Relaxed);
-        if cached >> 2 == policy.id() {
-            return match cached & 3 {
-                1 => Verdict::Secret,
-                2 => Verdict::Url,
-                _ => Verdict::Plain,
-            };
-        }
-        let v = policy.verdict(&self.key);
-        let code = match v {
-            Verdict::Plain => 0,
-            Verdict::Secret => 1,
-            Verdict::Url => 2,
-        };
-        self.verdict
-            .store(policy.id() << 2 | code, Ordering::Relaxed);
-        v
-    }
 }
 
 impl fmt::Debug for RequestContext {
@@ -116,7 +74,7 @@ impl fmt::Debug for RequestContext {
             map.entry(&"span_id", &trace.span_id_hex());
         }
         for field in fields.iter() {
-            map.entry(&field.key, &field.json);
+            map.entry(&field.key, &field.value);
         }
         map.finish()
     }
@@ -128,12 +86,34 @@ impl RequestContext {
     /// The middleware makes one per request; make your own for work that is
     /// not an HTTP request (a queue message, a cron job) and run it with
     /// [`RequestContext::scope`] or [`RequestContext::run`].
+    ///
+    /// ```
+    /// use corrlog::{RequestContext, RequestId};
+    ///
+    /// let ctx = RequestContext::new(RequestId::new("job-1").unwrap());
+    /// assert_eq!(ctx.id().as_str(), "job-1");
+    /// assert!(ctx.trace().is_none());
+    /// ```
     pub fn new(id: RequestId) -> Self {
-        RequestContext::with_trace(id, None, crate::middleware::X_REQUEST_ID)
+        RequestContext::with_trace(id, None, X_REQUEST_ID)
     }
 
     /// A context that also carries a place in a trace (see
-    /// [`crate::trace_context`]) and the header name its id travels in.
+    /// [`TraceContext`]) and the header name its id travels in.
+    ///
+    /// ```
+    /// use corrlog::context::TraceContext;
+    /// use corrlog::{RequestContext, RequestId};
+    /// use http::HeaderName;
+    ///
+    /// let ctx = RequestContext::with_trace(
+    ///     RequestId::generate(),
+    ///     Some(TraceContext::new_root()),
+    ///     HeaderName::from_static("x-correlation-id"),
+    /// );
+    /// assert_eq!(ctx.header_name(), "x-correlation-id");
+    /// assert_eq!(ctx.trace().unwrap().trace_id_hex().len(), 32);
+    /// ```
     pub fn with_trace(id: RequestId, trace: Option<TraceContext>, header: HeaderName) -> Self {
         RequestContext {
             inner: Arc::new(Inner {
@@ -141,6 +121,7 @@ impl RequestContext {
                 trace,
                 header,
                 fields: Mutex::new(Vec::new()),
+                access_headers: OnceLock::new(),
             }),
         }
     }
@@ -156,6 +137,10 @@ impl RequestContext {
     }
 
     /// The context of the request the current task is serving, if any.
+    ///
+    /// ```
+    /// assert!(corrlog::RequestContext::current().is_none());
+    /// ```
     pub fn current() -> Option<RequestContext> {
         CURRENT.try_with(RequestContext::clone).ok()
     }
@@ -169,47 +154,43 @@ impl RequestContext {
     /// top-level JSON field. Binding a key again replaces its value.
     ///
     /// ```
-    /// use corrlog::{RequestContext, RequestId};
+    /// use corrlog::{FieldValue, RequestContext, RequestId};
     ///
     /// let ctx = RequestContext::new(RequestId::generate());
     /// ctx.bind("tenant", "acme");
     /// ctx.bind("attempt", 2);
     /// ctx.bind("attempt", 3);
-    /// assert_eq!(ctx.field_json("attempt").as_deref(), Some("3"));
+    /// assert_eq!(ctx.field("attempt"), Some(FieldValue::I64(3)));
     /// ```
     pub fn bind(&self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
-        let key = key.into();
-        let value = value.into();
-        let text = match &value {
-            FieldValue::Str(s) => Some(Box::from(s.as_str())),
-            _ => None,
+        let field = BoundField {
+            key: key.into(),
+            value: value.into(),
+            encoded: OnceLock::new(),
+            verdict: AtomicU64::new(0),
         };
-        let mut json = Vec::new();
-        value.encode(&mut json);
-        // The encoder only writes UTF-8, and an error here would mean a bug
-        // in it; fall back to a JSON null rather than panic.
-        let json = String::from_utf8(json).unwrap_or_else(|_| "null".to_owned());
         let mut fields = self.fields();
-        match fields.iter_mut().find(|f| f.key == key) {
-            Some(existing) => {
-                existing.json = json;
-                existing.text = text;
-            }
-            None => fields.push(BoundField {
-                key,
-                json,
-                text,
-                verdict: AtomicU64::new(0),
-            }),
+        match fields.iter_mut().find(|f| f.key == field.key) {
+            Some(existing) => *existing = field,
+            None => fields.push(field),
         }
     }
 
-    /// The JSON text of a bound field's value, if that key is bound.
-    pub fn field_json(&self, key: &str) -> Option<String> {
+    /// The value of a bound field, if that key is bound.
+    ///
+    /// ```
+    /// use corrlog::{FieldValue, RequestContext, RequestId};
+    ///
+    /// let ctx = RequestContext::new(RequestId::generate());
+    /// ctx.bind("user", "u-1");
+    /// assert_eq!(ctx.field("user"), Some(FieldValue::Str("u-1".into())));
+    /// assert_eq!(ctx.field("absent"), None);
+    /// ```
+    pub fn field(&self, key: &str) -> Option<FieldValue> {
         self.fields()
             .iter()
             .find(|f| f.key == key)
-            .map(|f| f.json.clone())
+            .map(|f| f.value.clone())
     }
 
     /// Runs `fut` with this context as the current one, on every poll.
@@ -251,13 +232,27 @@ impl RequestContext {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Keeps the request headers its access line shows (set once, by the
+    /// HTTP layer).
+    pub(crate) fn set_access_headers(&self, headers: Box<[(HeaderName, HeaderValue)]>) {
+        let _ = self.inner.access_headers.set(headers);
+    }
+
+    /// The request headers its access line shows, raw.
+    pub(crate) fn access_headers(&self) -> Option<&[(HeaderName, HeaderValue)]> {
+        self.inner.access_headers.get().map(|h| &**h)
+    }
+
     /// Calls `f` with the current context without touching its reference
     /// count. Used on the logging hot path.
     pub(crate) fn with_current<R>(f: impl FnOnce(Option<&RequestContext>) -> R) -> R {
         let mut f = Some(f);
-        match CURRENT.try_with(|ctx| (f.take().expect("called once"))(Some(ctx))) {
-            Ok(r) => r,
-            Err(_) => (f.take().expect("not called by try_with"))(None),
+        match CURRENT.try_with(|ctx| f.take().map(|f| f(Some(ctx)))) {
+            Ok(Some(r)) => r,
+            _ => match f.take() {
+                Some(f) => f(None),
+                None => unreachable!("the closure runs once, inside try_with or here"),
+            },
         }
     }
 }
@@ -268,7 +263,7 @@ impl RequestContext {
 /// Works at any depth, in async code and in plain sync functions called
 /// from it. In tasks and threads you start yourself, propagate the context
 /// with [`crate::spawn`], [`crate::spawn_blocking`] or
-/// [`crate::task::FutureExt::in_current_request`]; without them the id is
+/// [`FutureExt::in_current_request`](super::FutureExt::in_current_request); without them the id is
 /// absent, never wrong.
 ///
 /// ```
@@ -290,7 +285,7 @@ pub fn request_id() -> Option<RequestId> {
 /// corrlog::bind("cart_items", 3);
 /// tracing::info!("checkout started"); // carries user_id and cart_items
 /// # });
-/// # assert_eq!(ctx.field_json("cart_items").as_deref(), Some("3"));
+/// # assert_eq!(ctx.field("cart_items"), Some(corrlog::FieldValue::I64(3)));
 /// assert!(!corrlog::bind("ignored", true)); // not in a request here
 /// ```
 pub fn bind(key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) -> bool {
@@ -318,18 +313,6 @@ pub enum FieldValue {
     F64(f64),
     /// A boolean.
     Bool(bool),
-}
-
-impl FieldValue {
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            FieldValue::Str(s) => encoder::write_str(out, s),
-            FieldValue::I64(n) => encoder::write_i64(out, *n),
-            FieldValue::U64(n) => encoder::write_u64(out, *n),
-            FieldValue::F64(n) => encoder::write_f64(out, *n),
-            FieldValue::Bool(b) => encoder::write_bool(out, *b),
-        }
-    }
 }
 
 impl From<&str> for FieldValue {
@@ -411,7 +394,7 @@ mod tests {
         });
         assert_eq!(inner.map(|i| i.to_string()).as_deref(), Some("r1"));
         assert!(request_id().is_none());
-        assert_eq!(ctx.field_json("a").as_deref(), Some(r#""x\"y""#));
+        assert_eq!(ctx.field("a"), Some(FieldValue::Str("x\"y".into())));
     }
 
     #[test]

@@ -1,36 +1,5 @@
-//! Carrying the request context into new tasks and threads.
-//!
-//! tokio does not pass task-locals on to the tasks a task spawns, and a new
-//! thread starts with nothing. These helpers capture the current request
-//! context **and** the current `tracing` span where the work is created and
-//! restore both where it runs:
-//!
-//! | instead of | use |
-//! |---|---|
-//! | `tokio::spawn(fut)` | [`crate::spawn`]`(fut)` |
-//! | `tokio::task::spawn_blocking(f)` | [`crate::spawn_blocking`]`(f)` |
-//! | a future you hand to something else | `fut.`[`in_current_request()`](FutureExt::in_current_request) |
-//! | `std::thread::spawn(f)`, `rayon::spawn(f)` | `std::thread::spawn(`[`crate::task::capture`]`(f))` |
-//!
-//! Work started without them runs with no request: [`crate::request_id`]
-//! returns `None` there and its lines carry no `request_id`. The id is
-//! absent, never wrong.
-//!
-//! # Catching bare `tokio::spawn` with clippy
-//!
-//! Add to your crate's `clippy.toml`:
-//!
-//! ```toml
-//! disallowed-methods = [
-//!     { path = "tokio::spawn", reason = "use corrlog::spawn to keep the request id" },
-//!     { path = "tokio::task::spawn", reason = "use corrlog::spawn to keep the request id" },
-//!     { path = "tokio::task::spawn_blocking", reason = "use corrlog::spawn_blocking to keep the request id" },
-//! ]
-//! ```
-//!
-//! If you propagate with tracing's `.in_current_span()` instead, the lines
-//! still carry the request id (the middleware's request span holds it), but
-//! [`crate::request_id`] returns `None` there: prefer the helpers.
+//! Carrying the request context into new tasks and threads; see the
+//! [`crate::context`] docs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,7 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
 
-use crate::context::RequestContext;
+use super::RequestContext;
 
 pin_project! {
     /// A future that runs inside a request context (if there was one where
@@ -94,7 +63,7 @@ pub trait FutureExt: Future + Sized {
     /// keeps them wherever it is polled.
     ///
     /// ```
-    /// use corrlog::task::FutureExt;
+    /// use corrlog::context::FutureExt;
     /// # use corrlog::{RequestContext, RequestId};
     /// # #[tokio::main]
     /// # async fn main() {
@@ -185,7 +154,7 @@ where
 /// ```
 /// # use corrlog::{RequestContext, RequestId};
 /// # RequestContext::new(RequestId::new("r-4").unwrap()).run(|| {
-/// let job = corrlog::task::capture(|| corrlog::request_id());
+/// let job = corrlog::context::capture(|| corrlog::request_id());
 /// let seen = std::thread::spawn(job).join().unwrap();
 /// assert_eq!(seen.unwrap().as_str(), "r-4");
 /// # });

@@ -1,38 +1,6 @@
-//! Redaction: one policy for every line from every target.
-//!
-//! A [`Redaction`] given to the [`LogLayer`](crate::LogLayer) (the builder
-//! does it for you) applies to every event, span and bound field:
-//!
-//! - **Secret fields**: a field whose name contains a marker (`password`,
-//!   `passwd`, `secret`, `token`, `api_key`, `apikey`, `authorization`,
-//!   `cookie`, `session_id`, `sessionid`, `credential`, `private_key`; any
-//!   case, `-` same as `_`) is written as `"[REDACTED]"`.
-//! - **URLs**: in fields named like a URL (`url`, `uri`, `path`, `href`,
-//!   `referer`, `location`, `endpoint`, or ending in `_url`/`_uri`),
-//!   credentials (`user:pass@`) and sensitive query parameters
-//!   (`access_token`, `token`, `sig`, `signature`, `password`, `secret`,
-//!   `api_key`, `key`, `code`, ...) are masked. The access log masks its
-//!   `path` the same way.
-//! - **Headers** (access log, opt-in): `authorization`,
-//!   `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`,
-//!   `x-auth-token`, `x-csrf-token` are always masked, whatever their case
-//!   or repetition.
-//! - **Size**: every string value (the message and bound fields too) is cut
-//!   at [`Redaction::max_value_bytes`] (16 KiB by default), on a character
-//!   boundary, and ends with `…[truncated, N bytes in all]` (N the original
-//!   length), so one request cannot write megabytes per line.
-//!
-//! ```
-//! use corrlog::redact::{redact_url, Redaction};
-//!
-//! let policy = Redaction::default();
-//! assert_eq!(
-//!     redact_url(&policy, "https://bob:hunter2@api.example.com/v1?access_token=abc&page=2"),
-//!     "https://[REDACTED]@api.example.com/v1?access_token=[REDACTED]&page=2"
-//! );
-//! assert!(policy.is_secret_field("X-Session-Id"));
-//! assert!(!policy.is_secret_field("order_id"));
-//! ```
+//! The redaction policy: which fields, URL parts and headers are masked,
+//! and the cap on a value's size. Documented with the line schema in
+//! [`crate::fmt`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -99,7 +67,19 @@ const URL_KEYS: &[&str] = &[
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The redaction policy. See the [module docs](crate::redact).
+/// The redaction policy a [`LogLayer`](crate::LogLayer) applies to every
+/// field it writes. See [`crate::fmt`] for the rules.
+///
+/// ```
+/// use corrlog::fmt::Redaction;
+///
+/// let policy = Redaction::default()
+///     .mask_fields_containing(["ssn"])
+///     .mask_query_params(["invite"])
+///     .mask_headers([http::HeaderName::from_static("x-vault-token")])
+///     .max_value_bytes(4096);
+/// assert!(policy.is_secret_field("customer_ssn"));
+/// ```
 #[derive(Clone)]
 pub struct Redaction {
     inner: Arc<Inner>,
@@ -361,24 +341,13 @@ pub fn redact_url<'a>(policy: &Redaction, url: &'a str) -> Cow<'a, str> {
     }
 }
 
-/// Decodes `%XX` for comparing parameter names (never for output).
+/// Decodes a form-encoded parameter name (`%XX`, `+` for a space) for
+/// comparing it (never for output).
 fn percent_decode_lossy(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

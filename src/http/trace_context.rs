@@ -1,45 +1,48 @@
-//! W3C Trace Context: strict `traceparent` parsing and bounded
+//! W3C Trace Context on the way in: [`TraceParent`] parsing and bounded
 //! `tracestate` pass-through.
-//!
-//! When a request brings a valid `traceparent`, the request continues that
-//! trace: same `trace_id`, and a new `span_id` for this hop. Otherwise a new
-//! trace starts. Every line of the request carries `trace_id` and `span_id`
-//! as top-level fields, and outgoing calls (see [`crate::propagate`]) carry
-//! `traceparent: 00-<trace_id>-<this hop's span_id>-<flags>`.
-//!
-//! Parsing follows the specification:
-//! - surrounding spaces and tabs are allowed;
-//! - version `00`: exactly `00-<32 hex>-<16 hex>-<2 hex>`, lowercase hex;
-//! - an all-zero trace id or parent id is invalid; version `ff` is invalid;
-//! - a later version is read by the version-00 rules on its first 55
-//!   characters, and anything after must start with `-`;
-//! - two `traceparent` headers are invalid.
-//!
-//! `tracestate` is passed on only with a valid `traceparent`, when it is at
-//! most 512 bytes of visible ASCII (several headers are joined with `,`).
-//!
-//! With the `opentelemetry` feature, when an OpenTelemetry span context is
-//! active as the request arrives (an outer OpenTelemetry middleware
-//! attached one), its trace id and span id are used rather than new ones.
-//!
-//! ```
-//! use corrlog::trace_context::TraceParent;
-//!
-//! let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
-//! assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
-//! assert!(tp.sampled());
-//! assert!(TraceParent::parse("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
-//! assert!(TraceParent::parse("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_none());
-//! ```
 
 use std::fmt;
 
 use http::HeaderMap;
 
+use crate::context::trace::{hex_string, random_nonzero, write_hex};
+use crate::context::TraceContext;
+
 /// The longest `tracestate` passed on, in bytes.
 pub const MAX_TRACESTATE_BYTES: usize = 512;
 
 /// A parsed `traceparent`.
+///
+/// When a request brings a valid `traceparent`, the request continues that
+/// trace: same `trace_id`, and a new `span_id` for this hop. Otherwise a new
+/// trace starts. Every line of the request carries `trace_id` and `span_id`
+/// as top-level fields, and outgoing calls (see [`inject`](crate::http::inject)) carry
+/// `traceparent: 00-<trace_id>-<this hop's span_id>-<flags>`.
+///
+/// Parsing follows the specification:
+/// - surrounding spaces and tabs are allowed;
+/// - version `00`: exactly `00-<32 hex>-<16 hex>-<2 hex>`, lowercase hex;
+/// - an all-zero trace id or parent id is invalid; version `ff` is invalid;
+/// - a later version is read by the version-00 rules on its first 55
+///   characters, and anything after must start with `-`;
+/// - two `traceparent` headers are invalid.
+///
+/// `tracestate` is passed on only with a valid `traceparent`, when it is at
+/// most 512 bytes of visible ASCII (several headers are joined with `,`).
+///
+/// With the `opentelemetry` feature, when an OpenTelemetry span context is
+/// active as the request arrives (an outer OpenTelemetry middleware
+/// attached one), its trace id and span id are used rather than new ones.
+///
+/// ```
+/// use corrlog::http::TraceParent;
+///
+/// let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+/// assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert!(tp.sampled());
+/// assert!(TraceParent::parse("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
+/// assert!(TraceParent::parse("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_none());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceParent {
     trace_id: [u8; 16],
@@ -70,20 +73,6 @@ fn parse_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
         out[i] = hex_val(pair[0])? << 4 | hex_val(pair[1])?;
     }
     Some(out)
-}
-
-fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 0xf)]);
-    }
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    write_hex(&mut out, bytes);
-    String::from_utf8(out).unwrap_or_default()
 }
 
 impl TraceParent {
@@ -155,131 +144,39 @@ impl TraceParent {
     }
 }
 
-/// A request's place in a trace: the trace it belongs to and this hop's
-/// span id.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TraceContext {
-    trace_id: [u8; 16],
-    span_id: [u8; 8],
-    flags: u8,
-    tracestate: Option<Box<str>>,
-    /// Both ids as lowercase hex, made once: every line of the request
-    /// copies them.
-    hex: [u8; 48],
-}
-
-impl fmt::Debug for TraceContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TraceContext")
-            .field("trace_id", &self.trace_id_hex())
-            .field("span_id", &self.span_id_hex())
-            .field("flags", &self.flags)
-            .field("tracestate", &self.tracestate)
-            .finish()
+/// Continues the trace in `headers` when its `traceparent` is valid,
+/// otherwise starts a new one; either way with a new span id.
+pub(crate) fn continue_or_start(headers: &HeaderMap) -> TraceContext {
+    match TraceParent::from_headers(headers) {
+        Some(parent) => TraceContext::from_parts(
+            parent.trace_id,
+            random_nonzero(),
+            parent.flags & 1,
+            tracestate(headers),
+        ),
+        None => TraceContext::new_root(),
     }
 }
 
-fn random_nonzero<const N: usize>() -> [u8; N] {
-    loop {
-        let mut out = [0u8; N];
-        fastrand::fill(&mut out);
-        if out != [0; N] {
-            return out;
-        }
-    }
-}
-
-impl TraceContext {
-    fn make(trace_id: [u8; 16], span_id: [u8; 8], flags: u8, tracestate: Option<Box<str>>) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = [0u8; 48];
-        for (i, b) in trace_id.iter().chain(&span_id).enumerate() {
-            hex[2 * i] = HEX[usize::from(b >> 4)];
-            hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
-        }
-        TraceContext {
-            trace_id,
-            span_id,
-            flags,
+/// The ids of the active OpenTelemetry span, if its context is valid
+/// (feature `opentelemetry`): that span is this hop.
+#[cfg(feature = "opentelemetry")]
+pub(crate) fn from_opentelemetry() -> Option<TraceContext> {
+    use opentelemetry::trace::TraceContextExt;
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| {
+        let state = sc.trace_state().header();
+        let tracestate = (!state.is_empty() && state.len() <= MAX_TRACESTATE_BYTES)
+            .then(|| state.into_boxed_str());
+        TraceContext::from_parts(
+            sc.trace_id().to_bytes(),
+            sc.span_id().to_bytes(),
+            sc.trace_flags().to_u8() & 1,
             tracestate,
-            hex,
-        }
-    }
-
-    /// The trace id's hex digits.
-    pub(crate) fn trace_hex(&self) -> &[u8] {
-        &self.hex[..32]
-    }
-
-    /// This hop's span id's hex digits.
-    pub(crate) fn span_hex(&self) -> &[u8] {
-        &self.hex[32..]
-    }
-
-    /// Continues the trace in `headers` when its `traceparent` is valid,
-    /// otherwise starts a new one; either way with a new span id.
-    pub fn from_headers(headers: &HeaderMap) -> TraceContext {
-        match TraceParent::from_headers(headers) {
-            Some(parent) => TraceContext::make(
-                parent.trace_id,
-                random_nonzero(),
-                parent.flags & 1,
-                tracestate(headers),
-            ),
-            None => TraceContext::new_root(),
-        }
-    }
-
-    /// The ids of the active OpenTelemetry span, if its context is valid
-    /// (feature `opentelemetry`): that span is this hop.
-    #[cfg(feature = "opentelemetry")]
-    pub fn from_opentelemetry() -> Option<TraceContext> {
-        use opentelemetry::trace::TraceContextExt;
-        let cx = opentelemetry::Context::current();
-        let span = cx.span();
-        let sc = span.span_context();
-        sc.is_valid().then(|| {
-            let state = sc.trace_state().header();
-            let tracestate = (!state.is_empty() && state.len() <= MAX_TRACESTATE_BYTES)
-                .then(|| state.into_boxed_str());
-            TraceContext::make(
-                sc.trace_id().to_bytes(),
-                sc.span_id().to_bytes(),
-                sc.trace_flags().to_u8() & 1,
-                tracestate,
-            )
-        })
-    }
-
-    /// A new trace, sampled.
-    pub fn new_root() -> TraceContext {
-        TraceContext::make(random_nonzero(), random_nonzero(), 1, None)
-    }
-
-    /// The trace id, 32 lowercase hex digits.
-    pub fn trace_id_hex(&self) -> String {
-        String::from_utf8_lossy(self.trace_hex()).into_owned()
-    }
-
-    /// This hop's span id, 16 lowercase hex digits.
-    pub fn span_id_hex(&self) -> String {
-        String::from_utf8_lossy(self.span_hex()).into_owned()
-    }
-
-    /// The `traceparent` for a call made from this hop.
-    pub fn traceparent(&self) -> String {
-        TraceParent {
-            trace_id: self.trace_id,
-            parent_id: self.span_id,
-            flags: self.flags,
-        }
-        .to_header()
-    }
-
-    /// The `tracestate` to pass on, if any.
-    pub fn tracestate(&self) -> Option<&str> {
-        self.tracestate.as_deref()
-    }
+        )
+    })
 }
 
 fn tracestate(headers: &HeaderMap) -> Option<Box<str>> {
@@ -348,7 +245,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("traceparent", VALID.parse().unwrap());
         h.insert("tracestate", "congo=t61rcWkgMzE".parse().unwrap());
-        let ctx = TraceContext::from_headers(&h);
+        let ctx = continue_or_start(&h);
         assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(ctx.span_id_hex(), "00f067aa0ba902b7");
         assert_eq!(ctx.tracestate(), Some("congo=t61rcWkgMzE"));
@@ -361,7 +258,7 @@ mod tests {
         );
 
         h.append("traceparent", VALID.parse().unwrap());
-        let fresh = TraceContext::from_headers(&h);
+        let fresh = continue_or_start(&h);
         assert_ne!(
             fresh.trace_id_hex(),
             "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -375,6 +272,6 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("traceparent", VALID.parse().unwrap());
         h.insert("tracestate", "a=".repeat(300).parse().unwrap());
-        assert!(TraceContext::from_headers(&h).tracestate().is_none());
+        assert!(continue_or_start(&h).tracestate().is_none());
     }
 }

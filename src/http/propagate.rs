@@ -6,17 +6,17 @@
 //! the `reqwest` feature, [`PropagateHeaders`] does it for every request of
 //! a `reqwest_middleware` client. Outside a request nothing is added. The
 //! id travels in the header the service reads it from (`x-request-id` by
-//! default; see [`CorrlogLayer::response_header`](crate::CorrlogLayer::response_header)).
+//! default; see [`RequestLayer::response_header`](crate::RequestLayer::response_header)).
 //!
 //! ```
 //! use corrlog::{RequestContext, RequestId};
 //! use http::HeaderMap;
 //!
 //! let mut headers = HeaderMap::new();
-//! assert!(!corrlog::propagate::inject(&mut headers)); // not in a request
+//! assert!(!corrlog::http::inject(&mut headers)); // not in a request
 //!
 //! RequestContext::new(RequestId::new("req-42").unwrap()).run(|| {
-//!     corrlog::propagate::inject(&mut headers);
+//!     corrlog::http::inject(&mut headers);
 //! });
 //! assert_eq!(headers["x-request-id"], "req-42");
 //! ```
@@ -65,7 +65,11 @@ pub fn inject_from(ctx: &RequestContext, headers: &mut HeaderMap) {
 }
 
 /// The current request's propagation headers, empty outside a request.
-pub fn headers() -> HeaderMap {
+///
+/// ```
+/// assert!(corrlog::http::propagation_headers().is_empty()); // not in a request
+/// ```
+pub fn propagation_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     inject(&mut headers);
     headers
@@ -89,7 +93,7 @@ mod reqwest_support {
     ///
     /// ```
     /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-    ///     .with(corrlog::propagate::PropagateHeaders)
+    ///     .with(corrlog::http::PropagateHeaders)
     ///     .build();
     /// # drop(client);
     /// ```

@@ -1,0 +1,159 @@
+//! A request's place in a W3C trace: the trace it belongs to and this
+//! hop's span id. Parsing incoming `traceparent` headers is the HTTP
+//! layer's job ([`crate::http::TraceParent`]); this is the value every line
+//! of the request and every outgoing call reads.
+
+use std::fmt;
+
+/// Appends `bytes` as lowercase hex digits, two per byte.
+pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+}
+
+/// `bytes` as lowercase hex digits.
+pub(crate) fn hex_string(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    write_hex(&mut out, bytes);
+    // Hex digits are ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `N` random bytes, not all zero (W3C forbids all-zero ids).
+pub(crate) fn random_nonzero<const N: usize>() -> [u8; N] {
+    loop {
+        let mut out = [0u8; N];
+        fastrand::fill(&mut out);
+        if out != [0; N] {
+            return out;
+        }
+    }
+}
+
+/// A request's place in a trace: the trace it belongs to and this hop's
+/// span id.
+///
+/// ```
+/// use corrlog::context::TraceContext;
+///
+/// let root = TraceContext::new_root();
+/// assert_eq!(root.trace_id_hex().len(), 32);
+/// assert_eq!(root.span_id_hex().len(), 16);
+/// // The traceparent of a call made from this hop names this hop's span.
+/// assert_eq!(
+///     root.traceparent(),
+///     format!("00-{}-{}-01", root.trace_id_hex(), root.span_id_hex())
+/// );
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+    tracestate: Option<Box<str>>,
+    /// Both ids as lowercase hex, made once: every line of the request
+    /// copies them.
+    hex: [u8; 48],
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceContext")
+            .field("trace_id", &self.trace_id_hex())
+            .field("span_id", &self.span_id_hex())
+            .field("flags", &self.flags)
+            .field("tracestate", &self.tracestate)
+            .finish()
+    }
+}
+
+impl TraceContext {
+    /// A context from its parts; `tracestate` already validated.
+    pub(crate) fn from_parts(
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+        flags: u8,
+        tracestate: Option<Box<str>>,
+    ) -> Self {
+        let mut digits = Vec::with_capacity(48);
+        write_hex(&mut digits, &trace_id);
+        write_hex(&mut digits, &span_id);
+        let mut hex = [0u8; 48];
+        hex.copy_from_slice(&digits);
+        TraceContext {
+            trace_id,
+            span_id,
+            flags,
+            tracestate,
+            hex,
+        }
+    }
+
+    /// A new trace, sampled, with a new span id.
+    pub fn new_root() -> TraceContext {
+        TraceContext::from_parts(random_nonzero(), random_nonzero(), 1, None)
+    }
+
+    /// The trace id's hex digits.
+    pub(crate) fn trace_hex(&self) -> &[u8] {
+        &self.hex[..32]
+    }
+
+    /// This hop's span id's hex digits.
+    pub(crate) fn span_hex(&self) -> &[u8] {
+        &self.hex[32..]
+    }
+
+    /// The trace id, 32 lowercase hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        String::from_utf8_lossy(self.trace_hex()).into_owned()
+    }
+
+    /// This hop's span id, 16 lowercase hex digits.
+    pub fn span_id_hex(&self) -> String {
+        String::from_utf8_lossy(self.span_hex()).into_owned()
+    }
+
+    /// The trace flags (bit 0: sampled).
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+
+    /// The `traceparent` for a call made from this hop:
+    /// `00-<trace id>-<this hop's span id>-<flags>`.
+    pub fn traceparent(&self) -> String {
+        let mut out = Vec::with_capacity(55);
+        out.extend_from_slice(b"00-");
+        out.extend_from_slice(&self.hex[..32]);
+        out.push(b'-');
+        out.extend_from_slice(&self.hex[32..]);
+        out.push(b'-');
+        write_hex(&mut out, &[self.flags]);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The `tracestate` to pass on, if any.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex_string(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        let ctx = TraceContext::from_parts([0xab; 16], [0x01; 8], 0, None);
+        assert_eq!(ctx.trace_id_hex(), "ab".repeat(16));
+        assert_eq!(ctx.span_id_hex(), "01".repeat(8));
+        assert_eq!(
+            ctx.traceparent(),
+            format!("00-{}-{}-00", "ab".repeat(16), "01".repeat(8))
+        );
+    }
+}

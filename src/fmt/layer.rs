@@ -1,0 +1,355 @@
+//! [`LogLayer`]: the `tracing_subscriber` layer that turns each event into
+//! one line, with the request's id, trace ids and bound fields at top
+//! level.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::SystemTime;
+
+use tracing::span::{Attributes, Record};
+use tracing::{Event, Id, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use super::line::{Line, Style};
+use super::redact::Redaction;
+use super::sink::Sink;
+use super::span_fields::{record_span, SpanFields};
+use super::time::TimestampCache;
+use super::visitor::FieldVisitor;
+use crate::context::{RequestContext, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
+use crate::panic::catch_panic;
+
+/// Buffers above this size are released after use, so one huge event does
+/// not pin its memory in every thread forever.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// A `tracing_subscriber` layer writing flat JSON lines with the request id
+/// and bound fields at top level. See the [module docs](crate::fmt) for
+/// the schema.
+///
+/// ```
+/// use corrlog::output::Stdout;
+/// use tracing_subscriber::layer::SubscriberExt;
+/// use tracing_subscriber::util::SubscriberInitExt;
+///
+/// tracing_subscriber::registry()
+///     .with(corrlog::LogLayer::json(Stdout))
+///     .init();
+/// tracing::info!("ready");
+/// ```
+pub struct LogLayer<W> {
+    sink: W,
+    clock: fn() -> SystemTime,
+    style: Style,
+    redaction: Redaction,
+}
+
+impl<W> fmt::Debug for LogLayer<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogLayer").finish_non_exhaustive()
+    }
+}
+
+impl<W: Sink> LogLayer<W> {
+    /// A layer writing JSON lines (see the [line schema](crate::fmt)) to
+    /// `sink`. For I/O off the request path, give it a
+    /// [`Pipeline`](crate::output::Pipeline), as [`crate::builder()`] does.
+    ///
+    /// ```
+    /// use corrlog::output::Capture;
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = corrlog::LogLayer::json(capture.clone());
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info!(target: "orders", "ready");
+    /// });
+    /// assert!(capture.lines()[0].ends_with(r#""message":"ready","logger":"orders"}"#));
+    /// ```
+    pub fn json(sink: W) -> Self {
+        LogLayer::with_style(sink, Style::Json)
+    }
+
+    /// A layer writing human-readable console lines to `sink`, coloured
+    /// with ANSI escapes if `color`:
+    ///
+    /// ```text
+    /// 2026-01-21T10:30:00.123Z  INFO orders: loading order request_id=550e8400-e29b-41d4-a716-446655440000 order_id="42"
+    /// ```
+    ///
+    /// The same fields as the JSON lines, in the same order; values are
+    /// written as JSON (strings quoted and escaped, so control characters
+    /// never reach the terminal).
+    ///
+    /// ```
+    /// use corrlog::{output::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::pretty(capture.clone(), false);
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info!(target: "orders", order_id = 42, "loading order");
+    /// });
+    /// assert!(capture.lines()[0].ends_with("  INFO orders: loading order order_id=42"));
+    /// ```
+    pub fn pretty(sink: W, color: bool) -> Self {
+        LogLayer::with_style(sink, Style::Pretty { color })
+    }
+
+    pub(crate) fn with_style(sink: W, style: Style) -> Self {
+        LogLayer {
+            sink,
+            clock: SystemTime::now,
+            style,
+            redaction: Redaction::default(),
+        }
+    }
+
+    /// Replaces the clock, e.g. with a fixed time for exact test output.
+    /// Defaults to [`SystemTime::now`].
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// use corrlog::{output::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// fn fixed() -> SystemTime { UNIX_EPOCH + Duration::from_millis(1_768_991_400_123) }
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::json(capture.clone()).clock(fixed);
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::warn!(target: "app", "disk low");
+    /// });
+    /// assert_eq!(
+    ///     capture.lines()[0],
+    ///     r#"{"timestamp":"2026-01-21T10:30:00.123Z","level":"WARN","message":"disk low","logger":"app"}"#
+    /// );
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: fn() -> SystemTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The redaction policy applied to every field of every line, the
+    /// access line's path and headers included. Defaults to
+    /// [`Redaction::default`].
+    ///
+    /// ```
+    /// use corrlog::{fmt::Redaction, output::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::json(capture.clone())
+    ///     .redaction(Redaction::default().mask_fields_containing(["ssn"]));
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info!(customer_ssn = "078-05-1120", password = "hunter2", "signup");
+    /// });
+    /// let line = &capture.lines()[0];
+    /// assert!(line.ends_with(r#""customer_ssn":"[REDACTED]","password":"[REDACTED]"}"#));
+    /// ```
+    #[must_use]
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
+    /// A reference to the sink.
+    ///
+    /// ```
+    /// let layer = corrlog::LogLayer::json(corrlog::output::Capture::new());
+    /// assert!(layer.sink().lines().is_empty());
+    /// ```
+    pub fn sink(&self) -> &W {
+        &self.sink
+    }
+}
+
+/// Marks the HTTP layer's request span with the request's context, so that
+/// a future propagated with tracing's `.in_current_span()` alone still gets
+/// the id onto its lines.
+struct SpanRequest(RequestContext);
+
+/// Per-thread scratch space, reused by every event on the thread.
+#[derive(Default)]
+struct Scratch {
+    line: Vec<u8>,
+    message: Vec<u8>,
+    event_fields: Vec<u8>,
+    span_fields: Vec<u8>,
+    keys: Vec<&'static str>,
+    clock: TimestampCache,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        for buf in [
+            &mut self.line,
+            &mut self.message,
+            &mut self.event_fields,
+            &mut self.span_fields,
+        ] {
+            buf.clear();
+            if buf.capacity() > KEEP_CAPACITY {
+                buf.shrink_to(KEEP_CAPACITY);
+            }
+        }
+        self.keys.clear();
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl<W: Sink> LogLayer<W> {
+    fn encode<S>(&self, s: &mut Scratch, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        s.clear();
+        let Scratch {
+            line,
+            message,
+            event_fields,
+            span_fields,
+            keys,
+            clock,
+        } = s;
+        let style = self.style;
+
+        // Records bridged from the `log` crate carry their real target in
+        // fields; use it as the logger name.
+        #[cfg(feature = "log")]
+        let normalized = tracing_log::NormalizeEvent::normalized_metadata(event);
+        #[cfg(feature = "log")]
+        let (meta, from_log) = match &normalized {
+            Some(meta) => (meta, true),
+            None => (event.metadata(), false),
+        };
+        #[cfg(not(feature = "log"))]
+        let (meta, from_log) = (event.metadata(), false);
+
+        event.record(&mut FieldVisitor {
+            fields: event_fields,
+            message: Some(message),
+            keys,
+            style,
+            skip_log_fields: from_log,
+            policy: &self.redaction,
+        });
+
+        // Span fields, innermost first, each key once; remember the request
+        // span's context in case the task-local one is absent.
+        let mut span_request: Option<RequestContext> = None;
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<SpanFields>() {
+                    for (key, value) in fields.entries(&self.redaction) {
+                        if !keys.contains(key) {
+                            keys.push(key);
+                            style.key(span_fields, key);
+                            span_fields.extend_from_slice(value);
+                        }
+                    }
+                }
+                if span_request.is_none() {
+                    if let Some(SpanRequest(rc)) = ext.get::<SpanRequest>() {
+                        span_request = Some(rc.clone());
+                    }
+                }
+            }
+        }
+
+        let now = (self.clock)();
+        RequestContext::with_current(|current| {
+            let parts = Line {
+                now,
+                level: *meta.level(),
+                message,
+                logger: meta.target(),
+                request: current.or(span_request.as_ref()),
+                fields: &[span_fields, event_fields],
+                keys,
+                policy: &self.redaction,
+            };
+            style.write_line(line, clock, &parts);
+        });
+    }
+
+    /// The line written instead of an event whose fields could not be
+    /// formatted (a `Debug` impl panicked).
+    fn write_fallback(&self, event: &Event<'_>) {
+        let mut line = Vec::with_capacity(256);
+        let meta = event.metadata();
+        RequestContext::with_current(|request| {
+            let parts = Line {
+                now: (self.clock)(),
+                level: *meta.level(),
+                message: b"log event dropped: formatting one of its fields panicked",
+                logger: meta.target(),
+                request,
+                fields: &[],
+                keys: &[],
+                policy: &self.redaction,
+            };
+            self.style
+                .write_line(&mut line, &mut TimestampCache::default(), &parts);
+        });
+        self.sink.write_line(&line);
+    }
+}
+
+impl<S, W> tracing_subscriber::Layer<S> for LogLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: Sink,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        let meta = attrs.metadata();
+        // Another `LogLayer` in the same registry may have been here first:
+        // never insert twice (the registry panics on that).
+        if meta.target() == REQUEST_SPAN_TARGET
+            && meta.name() == REQUEST_SPAN_NAME
+            && ext.get_mut::<SpanRequest>().is_none()
+        {
+            if let Some(rc) = RequestContext::current() {
+                ext.insert(SpanRequest(rc));
+            }
+        }
+        if !attrs.values().is_empty() {
+            record_span(&mut ext, &Record::new(attrs.values()), &self.redaction);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        record_span(&mut ext, values, &self.redaction);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let result = catch_panic(|| {
+            SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => {
+                    self.encode(&mut scratch, event, &ctx);
+                    self.sink.write_line(&scratch.line);
+                }
+                // Re-entered: a field's Debug impl logged. Use a fresh
+                // buffer rather than corrupt the outer line.
+                Err(_) => {
+                    let mut scratch = Scratch::default();
+                    self.encode(&mut scratch, event, &ctx);
+                    self.sink.write_line(&scratch.line);
+                }
+            })
+        });
+        if result.is_err() {
+            self.write_fallback(event);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! What every line is made of, whatever its layout, and the parts both
+//! layouts share: the request's bound fields and the access line's headers.
+//! [`Style::write_line`] is the one place a line's head is written: events,
+//! the fallback line for an event that could not be formatted, and the
+//! pipeline's report of dropped lines all go through it.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use tracing::Level;
+
+use super::escape::write_str_bounded;
+use super::redact::{redact_url, Redaction, Verdict, MASK};
+use super::time::TimestampCache;
+use super::{json, pretty};
+use crate::context::{BoundField, RequestContext, ACCESS_TARGET};
+
+/// How a line is laid out: one JSON object, or a human-readable console
+/// line (`key=value` pairs with JSON values, optionally coloured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    Json,
+    Pretty { color: bool },
+}
+
+/// One line's parts, ready to lay out.
+pub(crate) struct Line<'a> {
+    pub(crate) now: SystemTime,
+    pub(crate) level: Level,
+    /// The message, already escaped (a JSON string body, no quotes).
+    pub(crate) message: &'a [u8],
+    pub(crate) logger: &'a str,
+    /// The request the line belongs to, if any.
+    pub(crate) request: Option<&'a RequestContext>,
+    /// Fields already written in this style (`,"key":value` or
+    /// ` key=value`), in order.
+    pub(crate) fields: &'a [&'a [u8]],
+    /// The keys in `fields`: a bound field of the same name is left out.
+    pub(crate) keys: &'a [&'static str],
+    pub(crate) policy: &'a Redaction,
+}
+
+impl Style {
+    /// Appends the whole line, ending in a newline.
+    pub(crate) fn write_line(self, out: &mut Vec<u8>, clock: &mut TimestampCache, line: &Line<'_>) {
+        match self {
+            Style::Json => json::write_line(out, clock, line),
+            Style::Pretty { color } => pretty::write_line(out, clock, line, color),
+        }
+    }
+
+    /// Starts a user field: `,"key":` or ` key=`.
+    pub(crate) fn key(self, out: &mut Vec<u8>, key: &str) {
+        match self {
+            Style::Json => json::key(out, key),
+            Style::Pretty { color } => pretty::key(out, key, color),
+        }
+    }
+}
+
+pub(crate) fn level_name(level: Level) -> &'static [u8] {
+    match level {
+        Level::TRACE => b"TRACE",
+        Level::DEBUG => b"DEBUG",
+        Level::INFO => b"INFO",
+        Level::WARN => b"WARN",
+        Level::ERROR => b"ERROR",
+    }
+}
+
+/// Appends the request's bound fields whose keys are not in `keys`.
+pub(crate) fn write_bound_fields(
+    out: &mut Vec<u8>,
+    style: Style,
+    rc: &RequestContext,
+    keys: &[&'static str],
+    policy: &Redaction,
+) {
+    let max = policy.max_bytes();
+    for field in rc.fields().iter() {
+        if keys.iter().any(|k| *k == field.key) {
+            continue;
+        }
+        style.key(out, &field.key);
+        let text = match &field.value {
+            crate::FieldValue::Str(s) => Some(s.as_str()),
+            _ => None,
+        };
+        match (bound_verdict(field, policy), text) {
+            (Verdict::Secret, _) => write_mask(out),
+            (Verdict::Url, Some(text)) => write_str_bounded(out, &redact_url(policy, text), max),
+            // The value is encoded once; re-encode only a string over the
+            // size cap.
+            (Verdict::Plain, Some(text)) if text.len() > max => {
+                write_str_bounded(out, text, max);
+            }
+            _ => out.extend_from_slice(field.encoded.get_or_init(|| {
+                let mut json = Vec::new();
+                json::write_value(&mut json, &field.value);
+                json.into_boxed_slice()
+            })),
+        }
+    }
+}
+
+/// Appends `"[REDACTED]"`.
+pub(crate) fn write_mask(out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(MASK.as_bytes());
+    out.push(b'"');
+}
+
+/// How a bound field is written under `policy`: computed once per policy
+/// and kept in the field as `policy id << 2 | verdict`.
+fn bound_verdict(field: &BoundField, policy: &Redaction) -> Verdict {
+    let cached = field.verdict.load(Ordering::Relaxed);
+    if cached >> 2 == policy.id() {
+        return match cached & 3 {
+            1 => Verdict::Secret,
+            2 => Verdict::Url,
+            _ => Verdict::Plain,
+        };
+    }
+    let verdict = policy.verdict(&field.key);
+    let code = match verdict {
+        Verdict::Plain => 0,
+        Verdict::Secret => 1,
+        Verdict::Url => 2,
+    };
+    field
+        .verdict
+        .store(policy.id() << 2 | code, Ordering::Relaxed);
+    verdict
+}
+
+/// On an access line, appends the request headers the access log shows,
+/// as one `headers` field (`name: value, ...`), secret ones masked by this
+/// layer's policy.
+pub(crate) fn write_access_headers(out: &mut Vec<u8>, style: Style, line: &Line<'_>) {
+    if line.logger != ACCESS_TARGET {
+        return;
+    }
+    let Some(headers) = line.request.and_then(RequestContext::access_headers) else {
+        return;
+    };
+    let mut text = String::new();
+    for (name, value) in headers {
+        if !text.is_empty() {
+            text.push_str(", ");
+        }
+        text.push_str(name.as_str());
+        text.push_str(": ");
+        if line.policy.is_secret_header(name) {
+            text.push_str(MASK);
+        } else {
+            text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+    }
+    style.key(out, "headers");
+    write_str_bounded(out, &text, line.policy.max_bytes());
+}

@@ -1,0 +1,106 @@
+//! Formatting: [`LogLayer`](crate::LogLayer), the `tracing_subscriber`
+//! layer that writes one flat JSON object (or one console line) per event,
+//! and the [`Redaction`] policy it applies to every field.
+//!
+//! The stage in one sentence: an event's fields go through the field
+//! visitor (redacted, escaped, bounded), the span fields and the request's
+//! id, trace ids and bound fields are added, the line is laid out as JSON
+//! or pretty text, and the whole line goes to a [`Sink`] in one call.
+//!
+//! # Line schema
+//!
+//! ```text
+//! {"timestamp":"2026-01-21T10:30:00.123Z","level":"INFO","message":"...","logger":"orders","request_id":"...","trace_id":"...","span_id":"...", <bound fields>, <span fields>, <event fields>}
+//! ```
+//!
+//! | key | value |
+//! |---|---|
+//! | `timestamp` | RFC 3339, UTC, milliseconds, `Z` |
+//! | `level` | `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR` |
+//! | `message` | the event's message (`""` when it has none) |
+//! | `logger` | the event's target: the module path, or `target: "orders"` |
+//! | `request_id` | the current request's id; **omitted** outside a request |
+//! | `trace_id`, `span_id` | the request's W3C trace id and this hop's span id (see [`TraceParent`](crate::http::TraceParent)); omitted when the context has no trace |
+//! | bound fields | fields bound with [`crate::bind`] during the request |
+//! | span fields | fields of every enclosing span, innermost span first |
+//! | event fields | the event's own fields |
+//! | `headers` | access lines only, when [`AccessLog::log_headers`](crate::http::AccessLog::log_headers) names some |
+//!
+//! Rules:
+//! - Every field is top level; nothing is nested under `span` or `fields`.
+//! - Integers, floats and booleans stay JSON numbers and booleans; NaN and
+//!   infinities become strings; everything else is a string (`Debug` or
+//!   `Display` output).
+//! - When a key appears more than once, the innermost wins: an event field
+//!   over a span field, an inner span over an outer one, any of them over a
+//!   bound field. Each key is written once.
+//! - A user field named like a reserved key (`timestamp`, `level`,
+//!   `message`, `logger`, `request_id`, `trace_id`, `span_id`) is written
+//!   as `fields.<name>`, so it can never overwrite them.
+//! - Each line is valid JSON whatever the input: strings are escaped, and
+//!   control, bidi and separator characters are written as `\uXXXX`. If a
+//!   field's `Debug` impl panics, a line saying so is written instead and
+//!   the next line is unaffected.
+//!
+//! Span fields are encoded once, when the span is created or recorded, and
+//! copied as bytes into each line. In steady state an event allocates
+//! nothing: the line is built in a reused per-thread buffer.
+//!
+//! ```
+//! use corrlog::output::Capture;
+//! use corrlog::{LogLayer, RequestContext, RequestId};
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let capture = Capture::new();
+//! let subscriber = tracing_subscriber::registry().with(LogLayer::json(capture.clone()));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let ctx = RequestContext::new(RequestId::new("req-1").unwrap());
+//!     ctx.run(|| tracing::info!(target: "orders", order_id = 42, "order placed"));
+//! });
+//! let line = &capture.lines()[0];
+//! assert!(line.starts_with(r#"{"timestamp":""#));
+//! assert!(line.ends_with(
+//!     r#","level":"INFO","message":"order placed","logger":"orders","request_id":"req-1","order_id":42}"#
+//! ));
+//! ```
+//!
+//! # Redaction
+//!
+//! One [`Redaction`] policy per `LogLayer` covers everything it writes:
+//! event, span and bound fields, the access line's `path` and its
+//! `headers`. The HTTP layer hands the access line the raw request data and
+//! masks nothing itself, so two layers wired by hand cannot disagree: each
+//! `LogLayer` masks by its own policy.
+//!
+//! | what | rule |
+//! |---|---|
+//! | secret fields | a name containing a marker (`password`, `passwd`, `secret`, `token`, `api_key`, `apikey`, `authorization`, `cookie`, `session_id`, `sessionid`, `credential`, `private_key`; any case, `-` same as `_`) is written as `"[REDACTED]"` |
+//! | URL fields | in fields named like a URL (`url`, `uri`, `path`, `href`, `referer`, `location`, `endpoint`, or ending in `_url`/`_uri`), credentials (`user:pass@`) and sensitive query parameters (`access_token`, `token`, `sig`, `signature`, `password`, `secret`, `api_key`, `key`, `code`, ...) are masked |
+//! | headers (access line, opt-in) | `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`, `x-auth-token`, `x-csrf-token`, `x-xsrf-token`, and any added with [`Redaction::mask_headers`], whatever their case or repetition |
+//! | size | every string value (the message and bound fields too) is cut at [`Redaction::max_value_bytes`] (16 KiB by default), on a character boundary, and ends with `…[truncated, N bytes in all]` |
+//!
+//! ```
+//! use corrlog::fmt::{redact_url, Redaction};
+//!
+//! let policy = Redaction::default();
+//! assert_eq!(
+//!     redact_url(&policy, "https://bob:hunter2@api.example.com/v1?access_token=abc&page=2"),
+//!     "https://[REDACTED]@api.example.com/v1?access_token=[REDACTED]&page=2"
+//! );
+//! assert!(policy.is_secret_field("X-Session-Id"));
+//! assert!(!policy.is_secret_field("order_id"));
+//! ```
+
+pub(crate) mod escape;
+pub(crate) mod json;
+pub(crate) mod layer;
+pub(crate) mod line;
+mod pretty;
+mod redact;
+mod sink;
+mod span_fields;
+pub(crate) mod time;
+mod visitor;
+
+pub use self::redact::{redact_url, Redaction, DEFAULT_MAX_VALUE_BYTES, MASK};
+pub use self::sink::Sink;

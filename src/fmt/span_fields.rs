@@ -1,0 +1,117 @@
+//! A span's fields, encoded once when the span is created or recorded and
+//! copied as bytes into each line of an event inside it.
+
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing::span::Record;
+use tracing_subscriber::registry::ExtensionsMut;
+
+use super::json;
+use super::line::Style;
+use super::redact::Redaction;
+use super::visitor::FieldVisitor;
+
+/// A span's fields, encoded once as `(key, json value)` pairs.
+///
+/// Kept per redaction policy: several `LogLayer`s may share one registry
+/// (JSON to a file and pretty lines on the console, say), each with its
+/// own policy, and the span's extensions are shared between them.
+#[derive(Default)]
+pub(crate) struct SpanFields {
+    by_policy: Vec<(u64, SpanEntries)>,
+}
+
+type SpanEntries = Vec<(&'static str, Box<[u8]>)>;
+
+impl SpanFields {
+    /// Records `values` as `policy` writes them. Recording a key again
+    /// replaces its value, so two layers with the same policy agree.
+    fn record(&mut self, values: &Record<'_>, policy: &Redaction) {
+        let index = match self.by_policy.iter().position(|(id, _)| *id == policy.id()) {
+            Some(index) => index,
+            None => {
+                self.by_policy.push((policy.id(), Vec::new()));
+                self.by_policy.len() - 1
+            }
+        };
+        values.record(&mut SpanVisitor {
+            entries: &mut self.by_policy[index].1,
+            buf: Vec::new(),
+            keys: Vec::new(),
+            policy,
+        });
+    }
+
+    pub(crate) fn entries(&self, policy: &Redaction) -> &[(&'static str, Box<[u8]>)] {
+        self.by_policy
+            .iter()
+            .find(|(id, _)| *id == policy.id())
+            .map_or(&[], |(_, entries)| entries.as_slice())
+    }
+}
+
+/// Records span field values into the span's [`SpanFields`], creating it
+/// on first use.
+pub(crate) fn record_span(ext: &mut ExtensionsMut<'_>, values: &Record<'_>, policy: &Redaction) {
+    match ext.get_mut::<SpanFields>() {
+        Some(fields) => fields.record(values, policy),
+        None => {
+            let mut fields = SpanFields::default();
+            fields.record(values, policy);
+            ext.insert(fields);
+        }
+    }
+}
+
+/// Encodes span fields one at a time with the event encoder, keeping each
+/// value's JSON text under its key. A key recorded again replaces its value.
+struct SpanVisitor<'a> {
+    entries: &'a mut Vec<(&'static str, Box<[u8]>)>,
+    buf: Vec<u8>,
+    keys: Vec<&'static str>,
+    policy: &'a Redaction,
+}
+
+impl SpanVisitor<'_> {
+    fn put(&mut self, field: &Field, record: impl FnOnce(&mut FieldVisitor<'_>)) {
+        self.buf.clear();
+        record(&mut FieldVisitor {
+            fields: &mut self.buf,
+            message: None,
+            keys: &mut self.keys,
+            style: Style::Json,
+            skip_log_fields: false,
+            policy: self.policy,
+        });
+        let mut prefix = Vec::new();
+        json::key(&mut prefix, field.name());
+        let value: Box<[u8]> = self.buf.get(prefix.len()..).unwrap_or_default().into();
+        match self.entries.iter_mut().find(|(k, _)| *k == field.name()) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((field.name(), value)),
+        }
+    }
+}
+
+macro_rules! delegate_visit {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(&mut self, field: &Field, value: $ty) {
+            self.put(field, |v| v.$method(field, value));
+        }
+    )*};
+}
+
+impl Visit for SpanVisitor<'_> {
+    delegate_visit!(
+        record_f64: f64,
+        record_i64: i64,
+        record_u64: u64,
+        record_i128: i128,
+        record_u128: u128,
+        record_bool: bool,
+        record_str: &str,
+        record_error: &(dyn std::error::Error + 'static),
+        record_debug: &dyn fmt::Debug
+    );
+}

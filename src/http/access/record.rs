@@ -1,0 +1,208 @@
+//! One request's access line, from arrival to the end of its body.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use tracing::{Level, Span};
+
+use super::client_ip::{client_ip, peer_addr};
+use crate::context::{RequestContext, ACCESS_TARGET};
+use crate::http::Config;
+
+#[cfg(feature = "axum")]
+type Route = axum::extract::MatchedPath;
+#[cfg(not(feature = "axum"))]
+type Route = std::convert::Infallible;
+
+#[cfg(feature = "axum")]
+fn matched_path<B>(req: &Request<B>) -> Option<Route> {
+    req.extensions().get::<Route>().cloned()
+}
+
+#[cfg(not(feature = "axum"))]
+fn matched_path<B>(_req: &Request<B>) -> Option<Route> {
+    None
+}
+
+#[cfg(feature = "axum")]
+fn route_str(route: &Route) -> &str {
+    route.as_str()
+}
+
+#[cfg(not(feature = "axum"))]
+fn route_str(route: &Route) -> &str {
+    match *route {}
+}
+
+/// One request's access line in the making.
+pub(crate) struct Record {
+    start: Instant,
+    method: Method,
+    uri: Uri,
+    route: Option<Route>,
+    user_agent: Option<HeaderValue>,
+    client_ip: Option<IpAddr>,
+    pub(crate) status: Option<u16>,
+    pub(crate) bytes_out: u64,
+    /// The body's exact length, when it said so up front.
+    pub(crate) expected_bytes: Option<u64>,
+    skipped: bool,
+    config: Arc<Config>,
+    done: bool,
+    /// Why the request ended abnormally, when known before the body ends.
+    reason: Option<&'static str>,
+}
+
+macro_rules! at_level {
+    ($level:expr, $($args:tt)*) => {
+        match $level {
+            Level::ERROR => tracing::error!(target: ACCESS_TARGET, $($args)*),
+            Level::WARN => tracing::warn!(target: ACCESS_TARGET, $($args)*),
+            Level::INFO => tracing::info!(target: ACCESS_TARGET, $($args)*),
+            Level::DEBUG => tracing::debug!(target: ACCESS_TARGET, $($args)*),
+            Level::TRACE => tracing::trace!(target: ACCESS_TARGET, $($args)*),
+        }
+    };
+}
+
+impl Record {
+    /// What the access line needs from the request, taken when it arrives.
+    /// Cheap: reference-counted clones of the method, URI, matched route
+    /// and user agent; text is only made when the line is written. The
+    /// headers to show are kept raw in the request context, for the line
+    /// layer to mask with its own redaction policy.
+    pub(crate) fn start<B>(
+        config: &Arc<Config>,
+        req: &Request<B>,
+        ctx: &RequestContext,
+    ) -> Option<Box<Record>> {
+        let access = &config.access;
+        if !access.enabled {
+            return None;
+        }
+        let uri = req.uri().clone();
+        let skipped = access.skipped(uri.path());
+        let headers = req.headers();
+        if !access.headers.is_empty() {
+            let shown: Box<[(HeaderName, HeaderValue)]> = access
+                .headers
+                .iter()
+                .flat_map(|name| {
+                    headers
+                        .get_all(name)
+                        .iter()
+                        .map(|v| (name.clone(), v.clone()))
+                })
+                .collect();
+            ctx.set_access_headers(shown);
+        }
+        let record = Record {
+            start: Instant::now(),
+            method: req.method().clone(),
+            uri,
+            route: matched_path(req),
+            user_agent: headers.get(http::header::USER_AGENT).cloned(),
+            client_ip: peer_addr(req).map(|peer| {
+                client_ip(
+                    peer,
+                    headers,
+                    &access.trusted_proxies,
+                    access.client_ip_header,
+                )
+            }),
+            status: None,
+            bytes_out: 0,
+            expected_bytes: None,
+            skipped,
+            config: config.clone(),
+            done: false,
+            reason: None,
+        };
+        if access.log_start {
+            tracing::info!(
+                target: ACCESS_TARGET,
+                method = record.method.as_str(),
+                path = record.uri.path(),
+                "request started"
+            );
+        }
+        Some(Box::new(record))
+    }
+
+    /// Whether a response body dropped before its end had still been sent
+    /// in full, so the drop is no disconnect: HTTP sends no body for HEAD,
+    /// 204 and 304 (the server drops it unread), and a server stops
+    /// polling once the declared `content-length` has gone out.
+    pub(crate) fn complete_when_dropped(&self) -> bool {
+        self.method == Method::HEAD
+            || matches!(self.status, Some(100..=199 | 204 | 304))
+            || self.expected_bytes.is_some_and(|n| self.bytes_out >= n)
+    }
+
+    /// [`Record::finish`] inside the request's context and span, for code
+    /// that runs outside them (drops, the body's constructor).
+    pub(crate) fn finish_in(
+        &mut self,
+        ctx: &RequestContext,
+        span: &Span,
+        reason: Option<&'static str>,
+    ) {
+        ctx.clone().run(|| span.in_scope(|| self.finish(reason)));
+    }
+
+    /// Records why the request ended abnormally (e.g. a caught panic whose
+    /// 500 is still to be sent).
+    pub(crate) fn set_reason(&mut self, reason: &'static str) {
+        self.reason = Some(reason);
+    }
+
+    /// Writes the access line, once. `reason` is `None` for a normal end.
+    /// Must run inside the request context so the line carries the id.
+    pub(crate) fn finish(&mut self, reason: Option<&'static str>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let reason = self.reason.or(reason);
+        let status = self.status;
+        let failed = reason.is_some() || status.is_none_or(|s| s >= 400);
+        if !failed {
+            if self.skipped {
+                return;
+            }
+            let rate = self.config.access.sample_rate();
+            if rate < 1.0 && fastrand::f64() >= rate {
+                return;
+            }
+        }
+        let level = self.config.access.level_for(reason, status);
+        let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let latency_ms = (latency_ms * 1000.0).round() / 1000.0;
+        let with_query;
+        let path = match (self.config.access.query_included(), self.uri.query()) {
+            (true, Some(query)) => {
+                with_query = format!("{}?{query}", self.uri.path());
+                with_query.as_str()
+            }
+            _ => self.uri.path(),
+        };
+        let user_agent = self
+            .user_agent
+            .as_ref()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
+        at_level!(
+            level,
+            method = self.method.as_str(),
+            path,
+            route = self.route.as_ref().map(route_str),
+            status,
+            latency_ms,
+            bytes_out = self.bytes_out,
+            client_ip = self.client_ip.map(tracing::field::display),
+            user_agent = user_agent.as_deref(),
+            reason,
+            "request finished"
+        );
+    }
+}

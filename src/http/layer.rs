@@ -1,0 +1,199 @@
+//! [`RequestLayer`]: the tower layer and its configuration.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tower_layer::Layer;
+
+#[cfg(doc)]
+use super::{inject, TraceParent};
+use super::{AccessLog, IdPolicy, RequestService};
+use crate::context::{MakeRequestId, RequestId, UuidV4, X_REQUEST_ID};
+
+/// A tower [`Layer`] that gives each request an id and a logging context.
+/// See the [module docs](crate::http).
+#[derive(Clone)]
+#[must_use]
+pub struct RequestLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) headers: Vec<HeaderName>,
+    pub(crate) response_header: HeaderName,
+    pub(crate) policy: IdPolicy,
+    pub(crate) make_id: Arc<dyn MakeRequestId>,
+    pub(crate) edge: bool,
+    pub(crate) access: AccessLog,
+    pub(crate) trace_context: bool,
+}
+
+impl fmt::Debug for RequestLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestLayer")
+            .field("headers", &self.config.headers)
+            .field("response_header", &self.config.response_header)
+            .field("policy", &self.config.policy)
+            .field("edge", &self.config.edge)
+            .field("trace_context", &self.config.trace_context)
+            .field("access", &self.config.access)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RequestLayer {
+    fn default() -> Self {
+        RequestLayer::new()
+    }
+}
+
+impl RequestLayer {
+    /// The default: trust a valid `x-request-id`, generate UUID v4 ids
+    /// otherwise, echo the id as `x-request-id`, continue a valid
+    /// `traceparent`, write an access line per request.
+    ///
+    /// ```
+    /// let app: axum::Router = axum::Router::new().layer(corrlog::RequestLayer::new());
+    /// ```
+    pub fn new() -> Self {
+        RequestLayer {
+            config: Arc::new(Config {
+                headers: vec![X_REQUEST_ID],
+                response_header: X_REQUEST_ID,
+                policy: IdPolicy::default(),
+                make_id: Arc::new(UuidV4),
+                edge: false,
+                access: AccessLog::default(),
+                trace_context: true,
+            }),
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// The headers an incoming id is read from, in order of preference: the
+    /// first one holding a valid id wins. Defaults to `x-request-id`.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    ///
+    /// let layer = corrlog::RequestLayer::new().headers([
+    ///     HeaderName::from_static("x-request-id"),
+    ///     HeaderName::from_static("x-correlation-id"),
+    /// ]);
+    /// ```
+    pub fn headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.config_mut().headers = headers.into_iter().collect();
+        self
+    }
+
+    /// The header the id is written to, on the response, on the request
+    /// passed inward, and on outgoing calls ([`inject`]). Defaults to
+    /// `x-request-id`.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    ///
+    /// let layer = corrlog::RequestLayer::new()
+    ///     .response_header(HeaderName::from_static("x-correlation-id"));
+    /// ```
+    pub fn response_header(mut self, header: HeaderName) -> Self {
+        self.config_mut().response_header = header;
+        self
+    }
+
+    /// The rule for trusting incoming ids. Defaults to
+    /// [`IdPolicy::default`].
+    ///
+    /// ```
+    /// use corrlog::http::IdPolicy;
+    ///
+    /// let layer = corrlog::RequestLayer::new().policy(IdPolicy::default().max_len(64));
+    /// ```
+    pub fn policy(mut self, policy: IdPolicy) -> Self {
+        self.config_mut().policy = policy;
+        self
+    }
+
+    /// How new ids are made. Defaults to [`UuidV4`].
+    ///
+    /// ```
+    /// use corrlog::context::UuidV7;
+    ///
+    /// let layer = corrlog::RequestLayer::new().make_request_id(UuidV7);
+    /// ```
+    pub fn make_request_id(mut self, make: impl MakeRequestId) -> Self {
+        self.config_mut().make_id = Arc::new(make);
+        self
+    }
+
+    /// Edge mode: never trust the client. Always generate the request id;
+    /// keep a valid incoming value as the bound field `correlation_id`.
+    /// An incoming `traceparent`/`tracestate` is ignored too: every request
+    /// starts a new trace (an active OpenTelemetry context, which the
+    /// service set up itself, is still used). Off by default.
+    ///
+    /// ```
+    /// let layer = corrlog::RequestLayer::new().edge(true);
+    /// ```
+    pub fn edge(mut self, on: bool) -> Self {
+        self.config_mut().edge = on;
+        self
+    }
+
+    /// W3C Trace Context: continue the caller's trace from a valid
+    /// `traceparent` (or start one) and put `trace_id` and `span_id` on
+    /// every line of the request. On by default; see [`TraceParent`].
+    ///
+    /// ```
+    /// let layer = corrlog::RequestLayer::new().trace_context(false);
+    /// ```
+    pub fn trace_context(mut self, on: bool) -> Self {
+        self.config_mut().trace_context = on;
+        self
+    }
+
+    /// Access log settings; see [`AccessLog`]. On by default; turn it off
+    /// with `AccessLog::default().enabled(false)`.
+    ///
+    /// ```
+    /// use corrlog::http::AccessLog;
+    ///
+    /// let layer = corrlog::RequestLayer::new()
+    ///     .access_log(AccessLog::default().skip_prefix("/health"));
+    /// let quiet = corrlog::RequestLayer::new()
+    ///     .access_log(AccessLog::default().enabled(false));
+    /// ```
+    pub fn access_log(mut self, access: AccessLog) -> Self {
+        self.config_mut().access = access;
+        self
+    }
+}
+
+impl<S> Layer<S> for RequestLayer {
+    type Service = RequestService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestService::new(inner, self.config.clone())
+    }
+}
+
+impl Config {
+    /// The first valid incoming id and its header value. A
+    /// header present more than once is ambiguous and counts as invalid.
+    pub(crate) fn incoming_id(&self, headers: &HeaderMap) -> Option<(RequestId, HeaderValue)> {
+        self.headers.iter().find_map(|name| {
+            let mut values = headers.get_all(name).iter();
+            let first = values.next()?;
+            if values.next().is_some() {
+                return None;
+            }
+            let id = self.policy.parse(first.as_bytes())?;
+            Some((id, first.clone()))
+        })
+    }
+}

@@ -1,0 +1,505 @@
+//! Set-up: [`builder()`](crate::builder) and what it configures.
+
+mod env;
+mod signal;
+
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::EnvFilter;
+
+use self::env::invalid_env;
+pub use self::signal::shutdown_signal;
+use crate::error::{Error, ErrorKind};
+use crate::fmt::layer::LogLayer;
+use crate::fmt::line::Style;
+use crate::fmt::Redaction;
+use crate::http::layer::RequestLayer;
+use crate::output::{
+    Backpressure, Pipeline, PipelineGuard, RollingFile, RollingFileBuilder, ShutdownReport, Stats,
+    DEFAULT_QUEUE_BYTES,
+};
+
+/// A starting configuration. See the table in the [`Builder`] docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Preset {
+    /// JSON lines to stdout at `info`.
+    Production,
+    /// Pretty console lines (coloured on a terminal) to stdout at `debug`.
+    Dev,
+    /// Pretty on a terminal, JSON otherwise, at `info`.
+    #[default]
+    Auto,
+}
+
+/// How lines are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// One JSON object per line (see the [line schema](crate::fmt)).
+    Json,
+    /// Human-readable console lines.
+    Pretty,
+    /// Pretty when the output is a terminal, JSON otherwise.
+    Auto,
+}
+
+/// Where lines go.
+#[non_exhaustive]
+pub enum Output {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// A [`RollingFile`], opened when logging starts.
+    File(RollingFileBuilder),
+    /// Any writer.
+    Writer(Box<dyn Write + Send>),
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Stdout => f.write_str("Stdout"),
+            Output::Stderr => f.write_str("Stderr"),
+            Output::File(file) => f.debug_tuple("File").field(file).finish(),
+            Output::Writer(_) => f.write_str("Writer(..)"),
+        }
+    }
+}
+
+impl Output {
+    /// A [`RollingFile`] at `path` with its defaults: rotated at 100 MiB,
+    /// keeping 10 old files. For other settings, use
+    /// `Output::File(RollingFile::builder(path)...)`.
+    ///
+    /// ```
+    /// use corrlog::output::{Period, RollingFile};
+    /// use corrlog::Output;
+    ///
+    /// let plain = Output::file("/var/log/app/app.log");
+    /// let daily = Output::File(RollingFile::builder("/var/log/app/app.log").period(Some(Period::Daily)));
+    /// ```
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Output::File(RollingFile::builder(path))
+    }
+
+    fn is_terminal(&self) -> bool {
+        match self {
+            Output::Stdout => io::stdout().is_terminal(),
+            Output::Stderr => io::stderr().is_terminal(),
+            _ => false,
+        }
+    }
+}
+
+/// Sets up logging in one call: the subscriber (filter + line layer), the
+/// writer pipeline, and the tower layer for your router. Made by
+/// [`crate::builder()`].
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+/// use corrlog::Preset;
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let logging = corrlog::builder().preset(Preset::Production).init()?;
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "ok" }))
+///     .layer(logging.request_layer());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(corrlog::shutdown_signal()) // Ctrl-C or SIGTERM
+///     .await?;
+///
+/// // Write out every queued line before exiting.
+/// let report = logging.shutdown(std::time::Duration::from_secs(5));
+/// eprintln!("{} lines written, {} dropped", report.stats.written, report.stats.dropped);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Presets
+///
+/// | preset | format | level | output |
+/// |---|---|---|---|
+/// | [`Preset::Production`] | JSON lines | `info` | stdout |
+/// | [`Preset::Dev`] | pretty, coloured on a terminal | `debug` | stdout |
+/// | [`Preset::Auto`] (default) | pretty on a terminal, JSON otherwise | `info` | stdout |
+///
+/// All outputs go through the [pipeline](crate::output::Pipeline): I/O
+/// happens on the writer thread, never on the request path.
+///
+/// # Environment overrides
+///
+/// Read by [`Builder::init`] and [`Builder::build`] unless
+/// [`Builder::use_env`] is `false`; they win over the code.
+///
+/// | variable | values | overrides |
+/// |---|---|---|
+/// | `CORRLOG_FORMAT` | `json`, `pretty`, `auto` | [`Builder::format`] |
+/// | `CORRLOG_LEVEL` | a filter: `info`, `warn,orders=debug` | [`Builder::level`] |
+/// | `RUST_LOG` | the same, used when `CORRLOG_LEVEL` is unset | [`Builder::level`] |
+/// | `CORRLOG_FILE` | a path | output: [`Output::file`] there (rotating at 100 MiB, 10 old files kept) |
+/// | `CORRLOG_BACKPRESSURE` | `block`, `drop` | [`Builder::backpressure`] |
+/// | `CORRLOG_QUEUE_BYTES` | a byte count | [`Builder::queue_bytes`] |
+/// | `NO_COLOR` | any value | turns colour off in pretty output |
+///
+/// A value corrlog cannot use (a typo in `RUST_LOG` too) makes `init` and
+/// `build` return an [`Error`] naming the variable, so a misconfigured
+/// service fails at start rather than logging at a level nobody chose.
+///
+/// Every named logger (tracing target) shares the one pipeline, filter and
+/// format.
+#[must_use]
+#[derive(Debug)]
+pub struct Builder {
+    format: Format,
+    level: String,
+    /// The variable the level came from, when it came from one.
+    level_var: Option<&'static str>,
+    output: Output,
+    backpressure: Backpressure,
+    queue_bytes: usize,
+    fallback_to_stderr: bool,
+    flush_on_panic: bool,
+    layer: RequestLayer,
+    redaction: Redaction,
+    use_env: bool,
+}
+
+/// Starts a [`Builder`] with [`Preset::Auto`]. See [`Builder`].
+///
+/// ```no_run
+/// let logging = corrlog::builder().init()?;
+/// # Ok::<(), corrlog::Error>(())
+/// ```
+pub fn builder() -> Builder {
+    Builder {
+        format: Format::Auto,
+        level: "info".to_owned(),
+        level_var: None,
+        output: Output::Stdout,
+        backpressure: Backpressure::default(),
+        queue_bytes: DEFAULT_QUEUE_BYTES,
+        fallback_to_stderr: false,
+        flush_on_panic: true,
+        layer: RequestLayer::new(),
+        redaction: Redaction::default(),
+        use_env: true,
+    }
+}
+
+/// What [`Builder::init`] and [`Builder::build`] return.
+#[must_use = "dropping Logging shuts the pipeline down; keep it for the life of the program"]
+#[derive(Debug)]
+pub struct Logging {
+    layer: RequestLayer,
+    guard: PipelineGuard,
+}
+
+impl Logging {
+    /// The tower layer to add to your router, configured with the builder
+    /// (a cheap clone).
+    ///
+    /// ```no_run
+    /// let logging = corrlog::builder().init()?;
+    /// let app: axum::Router = axum::Router::new().layer(logging.request_layer());
+    /// # Ok::<(), corrlog::Error>(())
+    /// ```
+    pub fn request_layer(&self) -> RequestLayer {
+        self.layer.clone()
+    }
+
+    /// The pipeline's counters so far.
+    pub fn stats(&self) -> Stats {
+        self.guard.stats()
+    }
+
+    /// Writes out everything queued and stops the writer thread, waiting
+    /// at most `timeout`. Dropping `Logging` does the same with a 5 s
+    /// deadline, without the report.
+    ///
+    /// ```no_run
+    /// let logging = corrlog::builder().init()?;
+    /// // ... serve until a shutdown signal ...
+    /// let report = logging.shutdown(std::time::Duration::from_secs(5));
+    /// assert_eq!(report.stats.dropped, 0);
+    /// # Ok::<(), corrlog::Error>(())
+    /// ```
+    pub fn shutdown(self, timeout: Duration) -> ShutdownReport {
+        self.guard.shutdown(timeout)
+    }
+}
+
+/// A subscriber built by [`Builder::build`], to install yourself (e.g. with
+/// `tracing::subscriber::set_default` in a test).
+pub type BuiltSubscriber = tracing_subscriber::layer::Layered<
+    LogLayer<Pipeline>,
+    tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>,
+>;
+
+impl Builder {
+    /// Applies a preset's format and level. See the table in the
+    /// [`Builder`] docs.
+    ///
+    /// ```
+    /// let builder = corrlog::builder().preset(corrlog::Preset::Dev);
+    /// # drop(builder);
+    /// ```
+    pub fn preset(mut self, preset: Preset) -> Self {
+        let (format, level) = match preset {
+            Preset::Production => (Format::Json, "info"),
+            Preset::Dev => (Format::Pretty, "debug"),
+            Preset::Auto => (Format::Auto, "info"),
+        };
+        self.format = format;
+        self.level = level.to_owned();
+        self
+    }
+
+    /// The line format. Defaults to [`Format::Auto`].
+    ///
+    /// ```
+    /// let builder = corrlog::builder().format(corrlog::Format::Json);
+    /// # drop(builder);
+    /// ```
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The filter: a level (`"info"`) or `EnvFilter` directives
+    /// (`"info,orders=debug,hyper=warn"`). Defaults to `"info"`.
+    ///
+    /// ```
+    /// let builder = corrlog::builder().level("info,orders=debug,hyper=warn");
+    /// # drop(builder);
+    /// ```
+    pub fn level(mut self, directives: impl Into<String>) -> Self {
+        self.level = directives.into();
+        self
+    }
+
+    /// Where lines go. Defaults to [`Output::Stdout`].
+    ///
+    /// ```
+    /// let builder = corrlog::builder().output(corrlog::Output::file("logs/app.log"));
+    /// # drop(builder);
+    /// ```
+    pub fn output(mut self, output: Output) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// The pipeline's full-queue policy. Defaults to
+    /// `Backpressure::Block { max_wait: 50ms }`; see [`Backpressure`].
+    ///
+    /// ```
+    /// use corrlog::output::Backpressure;
+    ///
+    /// let builder = corrlog::builder().backpressure(Backpressure::Drop);
+    /// # drop(builder);
+    /// ```
+    pub fn backpressure(mut self, policy: Backpressure) -> Self {
+        self.backpressure = policy;
+        self
+    }
+
+    /// The pipeline's queue size in bytes. Defaults to
+    /// [`DEFAULT_QUEUE_BYTES`] (8 MiB); see
+    /// [`PipelineBuilder::queue_bytes`](crate::output::PipelineBuilder::queue_bytes).
+    ///
+    /// ```
+    /// let builder = corrlog::builder().queue_bytes(32 << 20);
+    /// # drop(builder);
+    /// ```
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// Write to stderr when the output fails. Off by default.
+    ///
+    /// ```
+    /// let builder = corrlog::builder().fallback_to_stderr(true);
+    /// # drop(builder);
+    /// ```
+    pub fn fallback_to_stderr(mut self, on: bool) -> Self {
+        self.fallback_to_stderr = on;
+        self
+    }
+
+    /// Flush queued lines from a panic hook. On by default; see
+    /// [`PipelineBuilder::flush_on_panic`](crate::output::PipelineBuilder::flush_on_panic).
+    ///
+    /// ```
+    /// let builder = corrlog::builder().flush_on_panic(false);
+    /// # drop(builder);
+    /// ```
+    pub fn flush_on_panic(mut self, on: bool) -> Self {
+        self.flush_on_panic = on;
+        self
+    }
+
+    /// The tower layer [`Logging::request_layer`] returns, e.g. with other
+    /// headers or edge mode. Defaults to [`RequestLayer::new`].
+    ///
+    /// ```
+    /// let builder = corrlog::builder().request_layer(corrlog::RequestLayer::new().edge(true));
+    /// # drop(builder);
+    /// ```
+    pub fn request_layer(mut self, layer: RequestLayer) -> Self {
+        self.layer = layer;
+        self
+    }
+
+    /// The redaction policy for every line, access lines included.
+    /// Defaults to [`Redaction::default`]; see [`crate::fmt`].
+    ///
+    /// ```
+    /// use corrlog::fmt::Redaction;
+    ///
+    /// let builder = corrlog::builder()
+    ///     .redaction(Redaction::default().mask_fields_containing(["ssn"]));
+    /// # drop(builder);
+    /// ```
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
+    /// Whether the `CORRLOG_*`, `RUST_LOG` and `NO_COLOR` variables
+    /// override the code. On by default.
+    ///
+    /// ```
+    /// let builder = corrlog::builder().use_env(false);
+    /// # drop(builder);
+    /// ```
+    pub fn use_env(mut self, on: bool) -> Self {
+        self.use_env = on;
+        self
+    }
+
+    /// Builds the subscriber and starts the pipeline without installing
+    /// anything globally.
+    ///
+    /// # Errors
+    ///
+    /// An invalid filter, environment variable, or log file.
+    pub fn build(mut self) -> Result<(BuiltSubscriber, Logging), Error> {
+        if self.use_env {
+            self.apply_env()?;
+        }
+        let filter = EnvFilter::builder()
+            .parse(&self.level)
+            .map_err(|e| match self.level_var {
+                Some(var) => invalid_env(
+                    var,
+                    self.level.clone(),
+                    "a level (info) or directives like \"info,orders=debug\"",
+                ),
+                None => Error::new(ErrorKind::InvalidFilter {
+                    directive: self.level.clone(),
+                    message: e.to_string(),
+                }),
+            })?;
+        let terminal = self.output.is_terminal();
+        let color = terminal && !(self.use_env && std::env::var_os("NO_COLOR").is_some());
+        let pretty = match self.format {
+            Format::Json => false,
+            Format::Pretty => true,
+            Format::Auto => terminal,
+        };
+        let output: Box<dyn Write + Send> = match self.output {
+            Output::Stdout => Box::new(io::stdout()),
+            Output::Stderr => Box::new(io::stderr()),
+            Output::File(file) => Box::new(file.open()?),
+            Output::Writer(w) => w,
+        };
+        let style = if pretty {
+            Style::Pretty { color }
+        } else {
+            Style::Json
+        };
+        let (pipeline, guard) = Pipeline::builder(output)
+            .queue_bytes(self.queue_bytes)
+            .report_style(style)
+            .backpressure(self.backpressure)
+            .fallback_to_stderr(self.fallback_to_stderr)
+            .flush_on_panic(self.flush_on_panic)
+            .start();
+        let layer = LogLayer::with_style(pipeline, style).redaction(self.redaction);
+        let subscriber = tracing_subscriber::registry().with(filter).with(layer);
+        Ok((
+            subscriber,
+            Logging {
+                layer: self.layer,
+                guard,
+            },
+        ))
+    }
+
+    /// Builds everything and installs it as the global subscriber; with the
+    /// `log` feature, also routes `log` records into it.
+    ///
+    /// # Errors
+    ///
+    /// An invalid filter, environment variable or log file, or a global
+    /// subscriber already set.
+    pub fn init(self) -> Result<Logging, Error> {
+        let (subscriber, logging) = self.build()?;
+        tracing::subscriber::set_global_default(subscriber)
+            .map_err(|_| Error::new(ErrorKind::SubscriberAlreadySet))?;
+        #[cfg(feature = "log")]
+        {
+            // Another logger may own `log` already; tracing still works.
+            let _ = tracing_log::LogTracer::init();
+        }
+        Ok(logging)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Capture;
+
+    #[test]
+    fn build_gives_a_working_subscriber() {
+        let capture = Capture::new();
+        let (subscriber, logging) = builder()
+            .preset(Preset::Production)
+            .output(Output::Writer(Box::new(capture.clone())))
+            .flush_on_panic(false)
+            .use_env(false)
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "orders", "kept");
+            tracing::debug!("filtered out at info");
+        });
+        let report = logging.shutdown(Duration::from_secs(5));
+        assert_eq!(report.stats.written, 1);
+        assert!(capture.lines()[0].contains(r#""logger":"orders""#));
+    }
+
+    #[test]
+    fn a_bad_filter_is_a_clear_error() {
+        let err = builder()
+            .level("info,=[")
+            .use_env(false)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidFilter { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("invalid log filter"));
+    }
+}
