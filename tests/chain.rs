@@ -23,8 +23,7 @@ fn demo(downstream: Option<String>) -> TestServer {
     let downstream = downstream.as_deref().map(app::Downstream::new);
     TestServer::start(
         2,
-        app::routes_with_downstream(app::AppConfig { jitter_ms: 1 }, downstream)
-            .layer(RequestLayer::new()),
+        app::routes(app::AppConfig { jitter_ms: 1 }, downstream).layer(RequestLayer::new()),
     )
 }
 
@@ -172,7 +171,7 @@ fn the_id_travels_in_the_configured_header() {
     let name = HeaderName::from_static("x-correlation-id");
     let a = TestServer::start(
         2,
-        app::routes_with_downstream(
+        app::routes(
             app::AppConfig::default(),
             Some(app::Downstream::new(&capture.url(""))),
         )

@@ -44,7 +44,7 @@ impl http_body::Body for PanickingBody {
 }
 
 fn app() -> Router {
-    app::routes(app::AppConfig::default())
+    app::routes(app::AppConfig::default(), None)
         .route(
             "/fail",
             get(|| async {

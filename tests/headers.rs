@@ -1,7 +1,6 @@
 //! Header policy, end to end over raw sockets: valid ids of every gateway
-//! format are echoed unchanged; each class of invalid input is replaced and
-//! never echoed or logged; duplicates; several configured headers in both
-//! orders; edge mode.
+//! format are echoed unchanged; duplicates; several configured headers in
+//! both orders; edge mode; custom policies. Hostile values: `hostile.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -86,87 +85,6 @@ fn gateway_id_formats_are_echoed_unchanged() {
     for &id in GATEWAY_IDS {
         assert!(lines.iter().any(|l| str_field(l, "request_id") == Some(id)));
     }
-}
-
-/// Raw header values a client might send, none of which may be trusted.
-fn hostile_values() -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        ("empty", b"".to_vec()),
-        ("whitespace", b"   ".to_vec()),
-        ("inner space", b"abc def".to_vec()),
-        ("quote", b"abc\"def".to_vec()),
-        (
-            "json breaker",
-            br#"x","level":"ERROR","message":"pwned"#.to_vec(),
-        ),
-        ("backslash", b"abc\\def".to_vec()),
-        ("tab", b"abc\tdef".to_vec()),
-        ("esc ansi", b"abc\x1b[31mred".to_vec()),
-        ("del", b"abc\x7fdef".to_vec()),
-        ("too long 129", vec![b'a'; 129]),
-        ("8 KiB", vec![b'b'; 8 * 1024]),
-        ("non-ascii utf8", "ïd-ü".as_bytes().to_vec()),
-        ("bidi override", "abc\u{202e}def".as_bytes().to_vec()),
-        ("invalid utf8", b"abc\xff\xfedef".to_vec()),
-        ("percent crlf", b"abc%0d%0aSet-Cookie:x=1".to_vec()),
-        ("jndi", b"${jndi:ldap://x/a}".to_vec()),
-        ("format string", b"%s%n%x{}".to_vec()),
-    ]
-}
-
-#[test]
-fn hostile_values_are_replaced_never_echoed_or_logged() {
-    let server = TestServer::start(2, app(RequestLayer::new()));
-    let mut issued = Vec::new();
-    let mut refused_by_http_parser = Vec::new();
-    for (name, value) in hostile_values() {
-        let mut header = b"x-request-id: ".to_vec();
-        header.extend_from_slice(&value);
-        let res = raw(&server, &[&header]);
-        if res.status == 400 && res.header("x-request-id").is_none() {
-            // hyper refuses header values with control bytes before any
-            // middleware runs: nothing reaches the service or the log.
-            refused_by_http_parser.push(name);
-            continue;
-        }
-        assert_eq!(res.status, 200, "{name}");
-        let id = res.header("x-request-id").unwrap();
-        assert!(
-            is_uuid_v4(&id),
-            "{name}: replaced by a generated id, got {id:?}"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&res.body),
-            id,
-            "{name}: handler sees only the new id"
-        );
-        if value.len() > 2 && !value.iter().all(|b| *b == b' ') {
-            for (_, v) in &res.headers {
-                assert!(!contains(v, &value), "{name}: echoed in a header");
-            }
-        }
-        issued.push((name, value, id));
-    }
-    eprintln!(
-        "refused by the HTTP parser (400, never reach the service): {refused_by_http_parser:?}"
-    );
-    assert!(issued.len() >= 12, "most classes reach the middleware");
-    let raw = server.capture.bytes();
-    common::parse_lines(&raw); // every line parses
-    let lines = server.lines();
-    for (name, value, id) in &issued {
-        if value.len() > 2 && !value.iter().all(|b| *b == b' ') {
-            assert!(!contains(&raw, value), "{name}: raw value logged");
-        }
-        assert!(
-            lines.iter().any(|l| str_field(l, "request_id") == Some(id)),
-            "{name}: the handler's line carries the new id"
-        );
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]

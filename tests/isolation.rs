@@ -118,7 +118,7 @@ fn hammer(
 #[test]
 fn ten_thousand_overlapping_requests_through_every_layer_never_mix_ids() {
     let in_flight = InFlight::default();
-    let app = in_flight.layer(app::routes(app::AppConfig { jitter_ms: 20 }));
+    let app = in_flight.layer(app::routes(app::AppConfig { jitter_ms: 20 }, None));
     let server = TestServer::start(WORKERS, app.layer(corrlog::RequestLayer::new()));
 
     // Half the requests bring their own id, half get a generated one.
@@ -186,7 +186,10 @@ fn ten_thousand_overlapping_requests_through_every_layer_never_mix_ids() {
 
 #[test]
 fn lines_logged_while_streaming_a_body_carry_the_id() {
-    let server = TestServer::start(WORKERS, app::router(app::AppConfig { jitter_ms: 5 }));
+    let server = TestServer::start(
+        WORKERS,
+        app::routes(app::AppConfig { jitter_ms: 5 }, None).layer(corrlog::RequestLayer::new()),
+    );
     let outcomes = hammer(&server, |_| "/stream/5".to_owned(), |_| None);
 
     for o in &outcomes {

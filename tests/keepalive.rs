@@ -74,7 +74,10 @@ fn check(server: &TestServer, responses: Vec<common::RawResponse>) {
 
 #[test]
 fn sequential_requests_on_one_keep_alive_connection_do_not_leak() {
-    let server = TestServer::start(4, app::router(app::AppConfig { jitter_ms: 1 }));
+    let server = TestServer::start(
+        4,
+        app::routes(app::AppConfig { jitter_ms: 1 }, None).layer(corrlog::RequestLayer::new()),
+    );
     let responses = client_runtime().block_on(async {
         let mut conn = RawConn::connect(server.addr).await;
         let mut out = Vec::new();
@@ -89,7 +92,10 @@ fn sequential_requests_on_one_keep_alive_connection_do_not_leak() {
 
 #[test]
 fn pipelined_requests_do_not_leak() {
-    let server = TestServer::start(4, app::router(app::AppConfig { jitter_ms: 1 }));
+    let server = TestServer::start(
+        4,
+        app::routes(app::AppConfig { jitter_ms: 1 }, None).layer(corrlog::RequestLayer::new()),
+    );
     let responses = client_runtime().block_on(async {
         let mut conn = RawConn::connect(server.addr).await;
         // All requests in one write, before reading any response.
@@ -106,7 +112,10 @@ fn pipelined_requests_do_not_leak() {
 
 #[test]
 fn many_keep_alive_connections_in_parallel() {
-    let server = TestServer::start(4, app::router(app::AppConfig { jitter_ms: 2 }));
+    let server = TestServer::start(
+        4,
+        app::routes(app::AppConfig { jitter_ms: 2 }, None).layer(corrlog::RequestLayer::new()),
+    );
     let addr = server.addr;
     let per_conn: Vec<Vec<common::RawResponse>> = client_runtime().block_on(async move {
         let mut tasks = Vec::new();

@@ -298,12 +298,12 @@ fn shutdown_under_load_reports_what_reached_the_sink() {
     assert_eq!(after.submitted, after.written - reports + after.dropped);
 }
 
-/// Run as a child process by `the_panic_hook_flushes_queued_lines`.
-#[test]
-fn panic_hook_child() {
-    if std::env::var_os("CORRLOG_PANIC_CHILD").is_none() {
-        return;
-    }
+/// Set in the child process of `the_panic_hook_flushes_queued_lines`.
+const PANIC_CHILD_ENV: &str = "CORRLOG_PANIC_CHILD";
+
+/// The child's side: queue lines behind a slow output, drop the guard
+/// without shutting down, panic, and exit.
+fn queue_then_panic() -> ! {
     let slow = Slow {
         inner: Capture::new(),
         delay: Duration::from_millis(20),
@@ -329,23 +329,28 @@ fn panic_hook_child() {
         pipeline.write_line(format!("{{\"child_line\":{i}}}\n").as_bytes());
     }
     let _ = std::panic::catch_unwind(|| panic!("child panics"));
-    std::process::exit(0);
+    std::process::exit(0)
 }
 
+/// Runs in two processes: the test re-runs its own binary for this test
+/// alone with `PANIC_CHILD_ENV` set, and that child panics.
 #[test]
 fn the_panic_hook_flushes_queued_lines() {
+    if std::env::var_os(PANIC_CHILD_ENV).is_some() {
+        queue_then_panic();
+    }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "panic_hook_child",
+            "the_panic_hook_flushes_queued_lines",
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("CORRLOG_PANIC_CHILD", "1")
+        .env(PANIC_CHILD_ENV, "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // The harness prints "test panic_hook_child ... " before the first line.
+    // The harness prints "test ... " before the first line.
     let lines = stdout.matches("{\"child_line\":").count();
     assert_eq!(
         lines,

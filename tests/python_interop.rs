@@ -134,7 +134,7 @@ fn corrlog_and_asgi_correlation_id_share_the_id_both_ways() {
     // corrlog -> python: the demo calls the Python service downstream.
     let rust = TestServer::start(
         2,
-        app::routes_with_downstream(
+        app::routes(
             app::AppConfig::default(),
             Some(app::Downstream::new(&python.url)),
         )

@@ -39,12 +39,12 @@ async fn work() -> &'static str {
     "done"
 }
 
-/// The child: JSON lines to a file, serving until SIGTERM.
-#[test]
-fn sigterm_child() {
-    let Some(path) = std::env::var_os("CORRLOG_SHUTDOWN_CHILD") else {
-        return;
-    };
+/// Set in the child process: where it writes its lines.
+const CHILD_ENV: &str = "CORRLOG_SHUTDOWN_CHILD";
+
+/// The child's side: JSON lines to a file, serving until
+/// `corrlog::shutdown_signal()` resolves.
+fn serve_until_sigterm(path: std::ffi::OsString) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -60,20 +60,22 @@ fn sigterm_child() {
     rt.block_on(async move {
         let app = Router::new().route("/work", get(work)).layer(layer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        // `shutdown_signal` installs its handler when first polled, in a
-        // task of axum's that may not have run yet when the parent sends
-        // SIGTERM: install one now, so the signal is never fatal, and wait
-        // for either.
-        let mut early =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+        // `shutdown_signal` installs its handlers when first polled: poll it
+        // once here, before announcing the address, so a SIGTERM sent after
+        // that is always seen by it. Nothing else handles SIGTERM: if
+        // `shutdown_signal` never resolved, the server would never stop and
+        // the parent would fail.
+        let mut signal = Box::pin(corrlog::shutdown_signal());
+        tokio::select! {
+            biased;
+            () = &mut signal => panic!("a shutdown signal before serving"),
+            () = std::future::ready(()) => {}
+        }
         println!("listening {}", listener.local_addr().unwrap());
         std::io::stdout().flush().unwrap();
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
-                tokio::select! {
-                    () = corrlog::shutdown_signal() => {}
-                    _ = early.recv() => {}
-                }
+                signal.await;
                 SIGNALLED.store(true, Ordering::SeqCst);
             })
             .await
@@ -107,15 +109,20 @@ fn read_until(stdout: &mut impl BufRead, marker: &str) -> String {
             stdout.read_line(&mut line).unwrap() > 0,
             "child exited before printing {marker:?}"
         );
-        // libtest may print `test sigterm_child ... ` on the same line.
+        // libtest may print `test ... ` on the same line.
         if line.contains(marker) {
             return line;
         }
     }
 }
 
+/// Runs in two processes: the test re-runs its own binary for this test
+/// alone with `CHILD_ENV` set, and that child serves.
 #[test]
 fn sigterm_finishes_requests_and_writes_every_line() {
+    if let Some(path) = std::env::var_os(CHILD_ENV) {
+        return serve_until_sigterm(path);
+    }
     let dir = std::env::temp_dir().join(format!("corrlog-sigterm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("app.log");
@@ -124,11 +131,11 @@ fn sigterm_finishes_requests_and_writes_every_line() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "sigterm_child",
+            "sigterm_finishes_requests_and_writes_every_line",
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("CORRLOG_SHUTDOWN_CHILD", &path)
+        .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

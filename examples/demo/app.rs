@@ -1,6 +1,6 @@
-//! The demo service's routes, shared by `main.rs` and the integration
-//! tests (which include this file), so the tests drive the very code the
-//! demo runs.
+//! The demo service's routes. The integration tests include this file, so
+//! they drive the very code the demo runs; nothing here is there for them
+//! alone.
 //!
 //! `GET /orders/{order_id}` walks every layer a real service has: the
 //! handler, an async service layer (logger "orders"), a plain sync function
@@ -19,15 +19,16 @@ use std::sync::Arc;
 use axum::extract::{FromRef, Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use corrlog::{RequestId, RequestLayer};
+use corrlog::RequestId;
 use reqwest_middleware::ClientWithMiddleware;
 use serde::Serialize;
 
 /// Settings for the demo routes.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct AppConfig {
-    /// Upper bound of a random sleep between layers, in milliseconds; 0
-    /// only yields. Tests raise it to interleave requests.
+    /// Upper bound of a random sleep between layers, in milliseconds
+    /// (`--jitter-ms`); 0 only yields. Raise it to see concurrent requests
+    /// interleave on the worker threads without mixing their ids.
     pub(crate) jitter_ms: u64,
 }
 
@@ -69,18 +70,8 @@ impl FromRef<AppState> for Option<Downstream> {
     }
 }
 
-/// The demo service, with the corrlog middleware.
-pub(crate) fn router(config: AppConfig) -> Router {
-    routes(config).layer(RequestLayer::new())
-}
-
-/// The demo routes without middleware, to layer differently in tests.
-pub(crate) fn routes(config: AppConfig) -> Router {
-    routes_with_downstream(config, None)
-}
-
 /// The demo routes; `GET /orders/{id}` also calls `downstream` when given.
-pub(crate) fn routes_with_downstream(config: AppConfig, downstream: Option<Downstream>) -> Router {
+pub(crate) fn routes(config: AppConfig, downstream: Option<Downstream>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/orders/{order_id}", get(order))

