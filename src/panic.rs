@@ -18,9 +18,11 @@ thread_local! {
 /// caught and the process lives on, so it waits only briefly for the flush:
 /// a panicking endpoint must not stall a worker thread behind a slow
 /// output.
+#[inline]
 pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
     struct Leave;
     impl Drop for Leave {
+        #[inline]
         fn drop(&mut self) {
             let _ = CATCHING.try_with(|c| c.set(c.get().saturating_sub(1)));
         }

@@ -5,12 +5,17 @@
 
 use std::fmt;
 
+/// A byte's two lowercase hex digits.
+#[inline]
+fn hex_pair(b: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]
+}
+
 /// Appends `bytes` as lowercase hex digits, two per byte.
 pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0xf)]);
+    for &b in bytes {
+        out.extend_from_slice(&hex_pair(b));
     }
 }
 
@@ -78,11 +83,10 @@ impl TraceContext {
         flags: u8,
         tracestate: Option<Box<str>>,
     ) -> Self {
-        let mut digits = Vec::with_capacity(48);
-        write_hex(&mut digits, &trace_id);
-        write_hex(&mut digits, &span_id);
         let mut hex = [0u8; 48];
-        hex.copy_from_slice(&digits);
+        for (pair, &b) in hex.chunks_exact_mut(2).zip(trace_id.iter().chain(&span_id)) {
+            pair.copy_from_slice(&hex_pair(b));
+        }
         TraceContext {
             trace_id,
             span_id,
