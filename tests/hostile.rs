@@ -135,6 +135,10 @@ fn hostile_paths_and_user_agents_stay_inside_their_strings() {
         ("json agent", br#"ua","level":"ERROR"#.to_vec()),
         ("invalid utf8 agent", b"ua\xff\xfe".to_vec()),
         ("huge agent", vec![b'u'; 60_000]),
+        (
+            "invisible agent",
+            common::INVISIBLE.iter().collect::<String>().into_bytes(),
+        ),
     ];
     for (name, path) in &paths {
         let mut req = b"GET ".to_vec();
@@ -164,6 +168,16 @@ fn hostile_paths_and_user_agents_stay_inside_their_strings() {
         "values are bounded"
     );
     assert!(!raw.iter().any(|&b| b < 0x20 && b != b'\n'));
+    let text = String::from_utf8(raw).unwrap();
+    for c in common::INVISIBLE {
+        assert!(!text.contains(*c), "{c:?} written raw");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["user_agent"] == common::INVISIBLE.iter().collect::<String>()),
+        "the access line keeps the agent, escaped"
+    );
     assert_eq!(one(&server, &get_request("/", &[])).status, 200);
 }
 

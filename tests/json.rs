@@ -3,6 +3,8 @@
 //! test that any content gives one line that parses and round-trips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -220,6 +222,64 @@ fn hostile_content_stays_inside_its_string() {
     ] {
         assert!(!lines[0].contains(raw), "{raw:?} written raw");
     }
+}
+
+#[test]
+fn invisible_and_bidi_characters_are_escaped_in_every_field_and_layout() {
+    struct Shown(String);
+    impl fmt::Debug for Shown {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    for &c in common::INVISIBLE.iter().chain(&['\u{1b}']) {
+        let text = format!("pay{c}lah");
+        let log = || {
+            in_request("inv-1", || {
+                corrlog::bind("bound", text.as_str());
+                let span = tracing::info_span!("work", spanned = text.as_str());
+                let _g = span.enter();
+                tracing::info!(
+                    field = text.as_str(),
+                    shown = ?Shown(text.clone()),
+                    shown_display = %text,
+                    "{text}"
+                );
+            })
+        };
+        let json = capture(log);
+        let pretty = Capture::new();
+        let layer = LogLayer::pretty(pretty.clone(), false).clock(fixed_clock);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), log);
+        let escaped = format!("pay\\u{:04x}lah", u32::from(c));
+        for line in json.iter().chain(pretty.lines().iter()) {
+            assert!(!line.contains(c), "{c:?} raw in {line}");
+            // message, bound, span, event, Debug and Display fields
+            assert_eq!(line.matches(&escaped).count(), 6, "{c:?}: {line}");
+        }
+        let line = parse(&json[0]);
+        for key in [
+            "message",
+            "bound",
+            "spanned",
+            "field",
+            "shown",
+            "shown_display",
+        ] {
+            assert_eq!(line[key], text.as_str(), "{c:?} in {key} round-trips");
+        }
+    }
+}
+
+/// A value cap bounds what the value takes in the line, however much its
+/// characters grow when escaped.
+#[test]
+fn the_value_cap_bounds_escaped_output() {
+    let controls = "\u{1}".repeat(64 * 1024);
+    let lines = capture(|| tracing::info!(controls = controls.as_str(), "x"));
+    assert!(lines[0].len() < 17 * 1024, "{} bytes", lines[0].len());
+    let v = parse(&lines[0])["controls"].as_str().unwrap().to_owned();
+    assert!(v.ends_with("…[truncated, 65536 bytes in all]"));
 }
 
 #[test]

@@ -299,3 +299,12 @@ pub fn hostile_ids() -> Vec<(&'static str, Vec<u8>)> {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Invisible and bidi characters, one of each class the escaper lists
+/// (soft hyphen, ALM, MVS, zero-width, LRM/RLM, separators, embeddings and
+/// overrides, invisible operators, isolates, BOM, annotations, C1).
+pub const INVISIBLE: &[char] = &[
+    '\u{ad}', '\u{61c}', '\u{180e}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}',
+    '\u{2028}', '\u{202a}', '\u{202e}', '\u{2060}', '\u{2064}', '\u{2066}', '\u{2069}', '\u{206f}',
+    '\u{feff}', '\u{fff9}', '\u{fffb}', '\u{85}',
+];
