@@ -110,7 +110,7 @@ pub(crate) use self::layer::Config;
 pub use self::propagate::PropagateHeaders;
 pub use self::propagate::{inject, inject_from, propagation_headers, TRACEPARENT, TRACESTATE};
 pub use self::service::RequestService;
-pub use self::trace_context::{TraceParent, MAX_TRACESTATE_BYTES};
+pub use self::trace_context::{TraceParent, MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS};
 pub use crate::context::id::DEFAULT_MAX_LEN;
 pub use crate::context::request::ACCESS_TARGET;
 

@@ -27,8 +27,13 @@ pub const MAX_TRACESTATE_BYTES: usize = 512;
 ///   characters, and anything after must start with `-`;
 /// - two `traceparent` headers are invalid.
 ///
-/// `tracestate` is passed on only with a valid `traceparent`, when it is at
-/// most 512 bytes of visible ASCII (several headers are joined with `,`).
+/// `tracestate` is passed on only with a valid `traceparent`, and only its
+/// valid list members: a key of `[a-z0-9]` then up to 255 of
+/// `[a-z0-9_*/@-]`, `=`, a value of 1 to 256 visible ASCII characters (and
+/// spaces) without `,` or `=`, not ending in a space; no key twice (the
+/// first wins); at most 32 members ([`MAX_TRACESTATE_MEMBERS`]) and 512
+/// bytes ([`MAX_TRACESTATE_BYTES`]) in all. Several headers are joined with
+/// `,`; other members are dropped.
 ///
 /// With the `opentelemetry` feature, when an OpenTelemetry span context is
 /// active as the request arrives (an outer OpenTelemetry middleware
@@ -179,23 +184,62 @@ pub(crate) fn from_opentelemetry() -> Option<TraceContext> {
     })
 }
 
+/// The most list members a `tracestate` may have.
+pub const MAX_TRACESTATE_MEMBERS: usize = 32;
+
+/// `key = ( lcalpha / DIGIT ) 0*255 ( lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@" )`
+fn valid_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    matches!(b.first(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && b.len() <= 256
+        && b.iter()
+            .all(|&c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@'))
+}
+
+/// `value = 0*255( chr ) nblk-chr`, where `nblk-chr` is visible ASCII but
+/// `,` and `=`, and `chr` adds the space.
+fn valid_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    let nblk = |c: u8| matches!(c, 0x21..=0x7e) && c != b',' && c != b'=';
+    matches!(b.last(), Some(&c) if nblk(c))
+        && b.len() <= 256
+        && b.iter().all(|&c| c == b' ' || nblk(c))
+}
+
+/// The valid list members of the request's `tracestate` headers, joined
+/// with `,`: members that break the W3C grammar, repeat an earlier key, come
+/// after the 32nd, or would take the whole past
+/// [`MAX_TRACESTATE_BYTES`] are dropped; `None` when no member is left.
 fn tracestate(headers: &HeaderMap) -> Option<Box<str>> {
     let mut joined = String::new();
-    for value in headers.get_all("tracestate") {
-        let text = value.to_str().ok()?.trim_matches([' ', '\t']);
-        if text.is_empty() {
+    let mut keys: Vec<&str> = Vec::new();
+    let members = headers
+        .get_all("tracestate")
+        .iter()
+        // A header that is not visible ASCII has no valid member.
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .map(|member| member.trim_matches([' ', '\t']))
+        .filter(|member| !member.is_empty());
+    for member in members {
+        if keys.len() == MAX_TRACESTATE_MEMBERS {
+            break;
+        }
+        let Some((key, value)) = member.split_once('=') else {
+            continue;
+        };
+        let fits =
+            joined.len() + usize::from(!joined.is_empty()) + member.len() <= MAX_TRACESTATE_BYTES;
+        if !valid_key(key) || !valid_value(value) || keys.contains(&key) || !fits {
             continue;
         }
         if !joined.is_empty() {
             joined.push(',');
         }
-        joined.push_str(text);
-        if joined.len() > MAX_TRACESTATE_BYTES {
-            return None;
-        }
+        joined.push_str(member);
+        keys.push(key);
     }
-    let visible = joined.bytes().all(|b| (0x20..0x7f).contains(&b));
-    (!joined.is_empty() && visible).then(|| joined.into_boxed_str())
+    (!joined.is_empty()).then(|| joined.into_boxed_str())
 }
 
 #[cfg(test)]
@@ -265,6 +309,87 @@ mod tests {
             "duplicates are invalid"
         );
         assert!(fresh.tracestate().is_none());
+    }
+
+    fn state_of(values: &[&str]) -> Option<String> {
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", VALID.parse().unwrap());
+        for v in values {
+            h.append("tracestate", v.parse().unwrap());
+        }
+        continue_or_start(&h).tracestate().map(str::to_owned)
+    }
+
+    #[test]
+    fn tracestate_members_follow_the_w3c_grammar() {
+        // Valid members pass, in order, with optional whitespace dropped.
+        assert_eq!(
+            state_of(&[
+                "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7",
+                "\tfw529a3039@dt=x y z"
+            ])
+            .as_deref(),
+            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7,fw529a3039@dt=x y z")
+        );
+        assert_eq!(state_of(&["0vendor=1"]).as_deref(), Some("0vendor=1"));
+        // Empty members and a list of nothing but commas.
+        assert_eq!(state_of(&[",,,,"]), None);
+        assert_eq!(state_of(&["a=1,,b=2, ,"]).as_deref(), Some("a=1,b=2"));
+        // Invalid members are dropped, valid neighbours kept.
+        for bad in [
+            "Upper=1",   // uppercase key
+            "_a=1",      // key must start with a letter or digit
+            "a b=1",     // space in key
+            "a=",        // empty value
+            "a=b=c",     // '=' in value
+            "a",         // no '='
+            "=b",        // no key
+            "a = b",     // spaces around '='
+            "k\u{7f}=v", // DEL
+        ] {
+            let header = format!("x=1,{bad},y=2");
+            if let Ok(value) = http::HeaderValue::from_str(&header) {
+                let mut h = HeaderMap::new();
+                h.insert("traceparent", VALID.parse().unwrap());
+                h.insert("tracestate", value);
+                assert_eq!(
+                    continue_or_start(&h).tracestate(),
+                    Some("x=1,y=2"),
+                    "{bad:?}"
+                );
+            }
+        }
+        let long_key = format!("{}=v", "k".repeat(257));
+        assert_eq!(state_of(&[&long_key, "ok=1"]).as_deref(), Some("ok=1"));
+        let long_value = format!("k={}", "v".repeat(257));
+        assert_eq!(state_of(&[&long_value, "ok=1"]).as_deref(), Some("ok=1"));
+        // A repeated key keeps its first (most recent) member.
+        assert_eq!(state_of(&["a=1,b=2,a=3"]).as_deref(), Some("a=1,b=2"));
+        // A header that is not visible ASCII contributes nothing.
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", VALID.parse().unwrap());
+        h.append(
+            "tracestate",
+            http::HeaderValue::from_bytes(b"a=\xff").unwrap(),
+        );
+        h.append("tracestate", "b=2".parse().unwrap());
+        assert_eq!(continue_or_start(&h).tracestate(), Some("b=2"));
+    }
+
+    #[test]
+    fn at_most_32_members_are_passed_on() {
+        let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
+        let state = state_of(&[&many.join(",")]).unwrap();
+        let kept: Vec<&str> = state.split(',').collect();
+        assert_eq!(kept.len(), MAX_TRACESTATE_MEMBERS);
+        assert_eq!(kept[0], "k0=v");
+        assert_eq!(kept[31], "k31=v");
+        // Invalid members do not count towards the cap.
+        let mixed: Vec<String> = (0..40).map(|i| format!("K{i}=bad,k{i}=v")).collect();
+        assert_eq!(
+            state_of(&[&mixed.join(",")]).unwrap().split(',').count(),
+            32
+        );
     }
 
     #[test]
