@@ -285,3 +285,46 @@ fn hostile_trace_headers_never_break_a_request_or_reach_the_output() {
     assert!(!raw.contains(&long_state));
     assert!(a.lines().iter().all(|l| l["level"] != "ERROR"));
 }
+
+/// Only valid `tracestate` members reach the next service; a list with
+/// none is not sent at all.
+#[test]
+fn malformed_tracestate_members_are_not_passed_on() {
+    let (capture, seen) = header_capture();
+    let a = demo(Some(capture.url("")));
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
+    let many = many.join(",");
+    let cases: [(&str, Option<&str>); 4] = [
+        (",,,,", None),
+        ("a=1,Bad=2,c=x=y,b=2", Some("a=1,b=2")),
+        ("a=1,a=2", Some("a=1")),
+        (&many, None),
+    ];
+    for (i, (state, _)) in cases.iter().enumerate() {
+        let id = format!("ts-{i}");
+        get_json(
+            &a.url("/orders/1"),
+            &[
+                ("x-request-id", id.as_str()),
+                ("traceparent", traceparent),
+                ("tracestate", state),
+            ],
+        );
+    }
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), cases.len());
+    for (i, (_, expected)) in cases.iter().enumerate() {
+        let headers = got
+            .iter()
+            .find(|h| h["x-request-id"] == format!("ts-{i}").as_str())
+            .unwrap();
+        let sent = headers.get("tracestate").map(|v| v.to_str().unwrap());
+        match expected {
+            Some(expected) => assert_eq!(sent, Some(*expected), "case {i}"),
+            // The 40-member list keeps its first 32 members.
+            None if i == 3 => assert_eq!(sent.unwrap().split(',').count(), 32),
+            None => assert_eq!(sent, None, "case {i}"),
+        }
+    }
+}
