@@ -129,6 +129,7 @@ fn main() {
     let tower = serve("tower-http id+trace+fmt.json", fmt_dispatch, tower_app);
 
     let file = RollingFile::builder(dir.join("corrlog.log"))
+        .max_bytes(None)
         .open()
         .unwrap();
     let (pipeline, guard) = Pipeline::builder(file).flush_on_panic(false).start();

@@ -26,7 +26,7 @@ fn main() {
     let threads = env_num("THREADS", 2).max(1);
     let dir = std::env::temp_dir().join(format!("corrlog-throughput-{}", std::process::id()));
     let path = dir.join("bench.log");
-    let file = RollingFile::builder(&path).open().unwrap();
+    let file = RollingFile::builder(&path).max_bytes(None).open().unwrap();
     let (pipeline, guard) = Pipeline::builder(file)
         .backpressure(Backpressure::Block {
             max_wait: Duration::from_secs(60),

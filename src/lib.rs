@@ -49,8 +49,10 @@
 //!
 //! # How a request becomes a line
 //!
-//! One module per stage; each depends only on the stages after it
-//! (`setup → http → context ← fmt ← output`).
+//! One module per stage. Dependencies point one way: set-up wires the
+//! others; [`http`] and [`fmt`] both build on [`context`]; [`output`]
+//! implements the [`fmt::Sink`] the formatting stage writes to; [`context`]
+//! depends on no other stage.
 //!
 //! | stage | module | what happens there |
 //! |---|---|---|

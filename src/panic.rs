@@ -1,5 +1,5 @@
 //! corrlog's panic boundaries: where a panic is caught and the process
-//! lives on (the middleware's handler, response future and body, the line
+//! lives on (the HTTP layer's handler, response future and body, the line
 //! layer's formatting). Depends on nothing else in the crate.
 
 use std::any::Any;

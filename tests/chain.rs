@@ -328,3 +328,36 @@ fn malformed_tracestate_members_are_not_passed_on() {
         }
     }
 }
+
+/// The demo logs the URL it calls next as `url`: every way the outside
+/// review smuggled a credential past URL redaction is masked there.
+#[test]
+fn credentials_in_the_called_url_are_masked() {
+    let (capture, _) = header_capture();
+    let a = demo(Some(capture.url("")));
+    let smuggled = [
+        "x%23access_token=abc123",         // fragment
+        "x%3Bpage=1%3Btoken=abc123",       // `;` path parameters
+        "x%3Faccess_token%5B%5D=abc123",   // array-style name
+        "x%3FX-Amz-Security-Token=abc123", // marker inside a longer name
+        "x%3Fpage=2%3Bapi-key=abc123",     // `;` in the query, `-` for `_`
+        "x%3Fprivate_token=abc123%23k=v",  // marker, then a fragment
+    ];
+    for (i, order) in smuggled.iter().enumerate() {
+        get_json(
+            &a.url(&format!("/orders/{order}")),
+            &[("x-request-id", format!("url-{i}").as_str())],
+        );
+    }
+    let calls: Vec<_> = a
+        .lines()
+        .into_iter()
+        .filter(|l| l["message"] == "calling downstream")
+        .collect();
+    assert_eq!(calls.len(), smuggled.len());
+    for call in calls {
+        let url = call["url"].as_str().unwrap();
+        assert!(!url.contains("abc123"), "{url}");
+        assert!(url.contains("[REDACTED]"), "{url}");
+    }
+}

@@ -34,7 +34,7 @@ fn two_log_layers_share_a_registry() {
             .with(LogLayer::json(json.clone()))
             .with(
                 LogLayer::pretty(pretty.clone(), false)
-                    .redaction(Redaction::default().mask_fields_containing(["tenant"])),
+                    .redaction(Redaction::default().mask_names_containing(["tenant"])),
             ),
     );
     let rt = runtime_with(dispatch, 2);
@@ -91,5 +91,87 @@ fn two_log_layers_share_a_registry() {
         assert!(line.contains("request_id=two-layers-"), "{line}");
         assert!(line.contains("tenant=\"[REDACTED]\""), "{line}");
         assert!(!line.contains("acme"), "{line}");
+    }
+}
+
+/// Two line layers with different policies: each masks the access line's
+/// query *and* its headers by its own policy, and an enclosing span's
+/// `headers` field never gives the access line a second `headers` key.
+#[test]
+fn each_layer_masks_the_access_line_by_its_own_policy() {
+    let json = Capture::new();
+    let pretty = Capture::new();
+    let strict = Redaction::default()
+        .mask_query_params(["page"])
+        .mask_headers([axum::http::header::ACCEPT]);
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(LogLayer::json(json.clone()))
+            .with(LogLayer::pretty(pretty.clone(), false).redaction(strict)),
+    );
+    let rt = runtime_with(dispatch, 2);
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let access = corrlog::http::AccessLog::default()
+            .include_query(true)
+            .log_headers([
+                axum::http::header::ACCEPT,
+                axum::http::header::AUTHORIZATION,
+            ]);
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .layer(RequestLayer::new().access_log(access))
+            .layer(
+                tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                    |_: &axum::http::Request<_>| {
+                        tracing::info_span!("outer", headers = "from-a-span")
+                    },
+                ),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    });
+    client_runtime().block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://{addr}/?page=2&token=t0p"))
+            .header("accept", "text/plain")
+            .header("authorization", "Bearer s3cr3t")
+            .header("x-request-id", "policy-1")
+            .send()
+            .await
+            .unwrap();
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+
+    let raw = String::from_utf8(json.bytes()).unwrap();
+    let access = raw
+        .lines()
+        .find(|l| l.contains("\"request finished\""))
+        .unwrap();
+    assert_eq!(access.matches("\"headers\":").count(), 1, "{access}");
+    let line: serde_json::Value = serde_json::from_str(access).unwrap();
+    assert_eq!(line["path"], "/?page=2&token=[REDACTED]");
+    assert_eq!(
+        line["headers"],
+        "accept: text/plain, authorization: [REDACTED]"
+    );
+
+    let console = pretty.lines();
+    let access = console
+        .iter()
+        .find(|l| l.contains("request finished"))
+        .unwrap();
+    assert_eq!(access.matches(" headers=").count(), 1, "{access}");
+    assert!(
+        access.contains(r#"path="/?page=[REDACTED]&token=[REDACTED]""#),
+        "{access}"
+    );
+    assert!(
+        access.contains(r#"headers="accept: [REDACTED], authorization: [REDACTED]""#),
+        "{access}"
+    );
+    for line in raw.lines().chain(console.iter().map(String::as_str)) {
+        assert!(!line.contains("s3cr3t") && !line.contains("t0p"), "{line}");
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! tokio moves a task between worker threads at every `.await`, so an id
 //! kept in a `thread_local!` is whatever request last ran on that thread.
-//! corrlog keeps the context in a tokio task-local that the middleware sets
+//! corrlog keeps the context in a tokio task-local that the HTTP layer sets
 //! around every poll of the request's future and of its response body. Any
 //! code running on the request's task, async or plain sync, at any depth,
 //! reads it with [`request_id`](crate::request_id) or [`RequestContext::current`].
@@ -68,7 +68,7 @@
 //! ```
 //!
 //! If you propagate with tracing's `.in_current_span()` instead, the lines
-//! still carry the request id (the middleware's request span holds it), but
+//! still carry the request id (the HTTP layer's request span holds it), but
 //! [`crate::request_id`] returns `None` there: prefer the helpers.
 
 pub(crate) mod id;
@@ -78,7 +78,7 @@ pub(crate) mod trace;
 
 pub(crate) use self::id::RequestId;
 pub use self::id::{InvalidRequestId, MakeRequestId, UuidV4, UuidV7};
-pub use self::request::X_REQUEST_ID;
+pub(crate) use self::request::X_REQUEST_ID;
 pub(crate) use self::request::{
     BoundField, FieldValue, RequestContext, ACCESS_TARGET, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET,
 };

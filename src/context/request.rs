@@ -83,7 +83,7 @@ impl fmt::Debug for RequestContext {
 impl RequestContext {
     /// A new context for the request with this id, with no bound fields.
     ///
-    /// The middleware makes one per request; make your own for work that is
+    /// The HTTP layer makes one per request; make your own for work that is
     /// not an HTTP request (a queue message, a cron job) and run it with
     /// [`RequestContext::scope`] or [`RequestContext::run`].
     ///

@@ -17,7 +17,7 @@ use super::sink::Sink;
 use super::span_fields::{record_span, SpanFields};
 use super::time::TimestampCache;
 use super::visitor::FieldVisitor;
-use crate::context::{RequestContext, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
+use crate::context::{RequestContext, ACCESS_TARGET, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
 use crate::panic::catch_panic;
 
 /// Buffers above this size are released after use, so one huge event does
@@ -142,7 +142,7 @@ impl<W: Sink> LogLayer<W> {
     ///
     /// let capture = Capture::new();
     /// let layer = LogLayer::json(capture.clone())
-    ///     .redaction(Redaction::default().mask_fields_containing(["ssn"]));
+    ///     .redaction(Redaction::default().mask_names_containing(["ssn"]));
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::info!(customer_ssn = "078-05-1120", password = "hunter2", "signup");
     /// });
@@ -231,6 +231,15 @@ impl<W: Sink> LogLayer<W> {
         #[cfg(not(feature = "log"))]
         let (meta, from_log) = (event.metadata(), false);
 
+        // An access line writes the request's headers itself, after the
+        // event's fields: no span or bound field may add a second key.
+        if meta.target() == ACCESS_TARGET
+            && RequestContext::with_current(|rc| {
+                rc.and_then(RequestContext::access_headers).is_some()
+            })
+        {
+            keys.push("headers");
+        }
         event.record(&mut FieldVisitor {
             fields: event_fields,
             message: Some(message),

@@ -72,12 +72,23 @@
 //! masks nothing itself, so two layers wired by hand cannot disagree: each
 //! `LogLayer` masks by its own policy.
 //!
-//! | what | rule |
+//! One rule decides which **names** are secret, for fields, URL
+//! parameters and headers alike: a name holding a **marker**, compared in
+//! ASCII lowercase with `-`, `.` and space the same as `_`.
+//!
+//! | what | masked when |
 //! |---|---|
-//! | secret fields | a name containing a marker (`password`, `passwd`, `secret`, `token`, `api_key`, `apikey`, `authorization`, `cookie`, `session_id`, `sessionid`, `credential`, `private_key`; any case, `-` same as `_`) is written as `"[REDACTED]"` |
-//! | URL fields | in fields named like a URL (`url`, `uri`, `path`, `href`, `referer`, `location`, `endpoint`, or ending in `_url`/`_uri`), credentials (`user:pass@`) and sensitive query parameters (`access_token`, `token`, `sig`, `signature`, `password`, `secret`, `api_key`, `key`, `code`, ...) are masked |
-//! | headers (access line, opt-in) | `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`, `x-auth-token`, `x-csrf-token`, `x-xsrf-token`, and any added with [`Redaction::mask_headers`], whatever their case or repetition |
-//! | size | every string value (the message and bound fields too) is cut at [`Redaction::max_value_bytes`] (16 KiB by default), on a character boundary, and ends with `…[truncated, N bytes in all]` |
+//! | field (event, span, bound) | its name holds a marker: `password`, `passwd`, `passphrase`, `pwd`, `secret`, `token`, `api_key`, `apikey`, `authorization`, `cookie`, `session_id`, `sessionid`, `credential`, `private_key`, `privatekey`, `signature`, `jwt`, `bearer` ([`Redaction::mask_names_containing`] adds, [`Redaction::markers`] replaces) |
+//! | URL parameter, in the query, the fragment (`#access_token=`) and path segments (`;jsessionid=`); `&` and `;` both separate | its name (percent-decoded) holds a marker, or, without a trailing `[...]`, is one of `sig`, `key`, `code`, `auth`, `pass`, `pw`, `otp` ([`Redaction::mask_query_params`] adds) |
+//! | URL user info | always: `scheme://user:pass@`, `//user:pass@`, and `user:pass@host` |
+//! | header, on access lines (opt-in) | its name holds a marker (`authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`, `x-auth-token`, `x-vault-token`, `x-amz-security-token`, `private-token`, ...), or was added with [`Redaction::mask_headers`] |
+//! | size | every string value (the message and bound fields too) is cut once its escaped form reaches [`Redaction::max_value_bytes`] (16 KiB by default), on a character boundary, and ends with `…[truncated, N bytes in all]` (N the original length in bytes) |
+//!
+//! URL rules apply to fields whose name has a URL word (`url`, `uri`,
+//! `href`, `path`, `referer`, `referrer`, `location`, `endpoint`, `dsn`,
+//! `link`, `callback`, `redirect`) among its parts: `url`, `url.full`,
+//! `http.url`, `databaseUrl`, `redirect_uri` (see
+//! [`Redaction::is_url_field`]), and to the access line's `path`.
 //!
 //! ```
 //! use corrlog::fmt::{redact_url, Redaction};

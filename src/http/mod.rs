@@ -112,7 +112,8 @@ pub use self::propagate::{inject, inject_from, propagation_headers, TRACEPARENT,
 pub use self::service::RequestService;
 pub use self::trace_context::{TraceParent, MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS};
 pub use crate::context::id::DEFAULT_MAX_LEN;
-pub use crate::context::request::ACCESS_TARGET;
+pub use crate::context::request::{ACCESS_TARGET, X_REQUEST_ID};
+pub use ipnet::IpNet;
 
 #[cfg(test)]
 mod tests {

@@ -117,7 +117,7 @@ where
         let inner = &mut self.inner;
         let (access, called) = ctx.clone().run(|| {
             span.in_scope(|| {
-                let access = Record::start(&self.config, &req, &ctx);
+                let access = Record::start(&self.config, &req);
                 (access, catch_panic(|| inner.call(req)))
             })
         });

@@ -366,7 +366,7 @@ impl Builder {
     /// use corrlog::fmt::Redaction;
     ///
     /// let builder = corrlog::builder()
-    ///     .redaction(Redaction::default().mask_fields_containing(["ssn"]));
+    ///     .redaction(Redaction::default().mask_names_containing(["ssn"]));
     /// # drop(builder);
     /// ```
     pub fn redaction(mut self, redaction: Redaction) -> Self {

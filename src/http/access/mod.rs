@@ -195,10 +195,13 @@ impl AccessLog {
         self
     }
 
-    /// Request headers to include, as one `headers` field. Off by default.
-    /// The line layer masks secret headers (`authorization`, `cookie`,
-    /// `x-api-key`, ...) with its redaction policy, however they are
-    /// spelled or repeated: the same policy as every other field.
+    /// Request headers to include, as one `headers` field of the access
+    /// line (`"accept: text/plain, authorization: [REDACTED]"`), after its
+    /// other fields. Off by default. Each [`LogLayer`](crate::LogLayer)
+    /// masks secret headers (`authorization`, `cookie`, `x-api-key`, ...)
+    /// by its own redaction policy, however they are spelled or repeated.
+    /// The values never pass through a `tracing` field, so other layers
+    /// (tracing-subscriber's `fmt`, OpenTelemetry) do not see them at all.
     ///
     /// ```
     /// let access = corrlog::http::AccessLog::default()

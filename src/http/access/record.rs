@@ -44,6 +44,10 @@ pub(crate) struct Record {
     route: Option<Route>,
     user_agent: Option<HeaderValue>,
     client_ip: Option<IpAddr>,
+    /// The request headers the line shows, raw: handed to the request
+    /// context when the line is written, for each line layer to mask with
+    /// its own redaction policy.
+    headers: Option<Box<[(HeaderName, HeaderValue)]>>,
     pub(crate) status: Option<u16>,
     pub(crate) bytes_out: u64,
     /// The body's exact length, when it said so up front.
@@ -69,15 +73,10 @@ macro_rules! at_level {
 
 impl Record {
     /// What the access line needs from the request, taken when it arrives.
-    /// Cheap: reference-counted clones of the method, URI, matched route
-    /// and user agent; text is only made when the line is written. The
-    /// headers to show are kept raw in the request context, for the line
-    /// layer to mask with its own redaction policy.
-    pub(crate) fn start<B>(
-        config: &Arc<Config>,
-        req: &Request<B>,
-        ctx: &RequestContext,
-    ) -> Option<Box<Record>> {
+    /// Cheap: reference-counted clones of the method, URI, matched route,
+    /// user agent and logged headers; text is only made when the line is
+    /// written.
+    pub(crate) fn start<B>(config: &Arc<Config>, req: &Request<B>) -> Option<Box<Record>> {
         let access = &config.access;
         if !access.enabled {
             return None;
@@ -85,8 +84,8 @@ impl Record {
         let uri = req.uri().clone();
         let skipped = access.skipped(uri.path());
         let headers = req.headers();
-        if !access.headers.is_empty() {
-            let shown: Box<[(HeaderName, HeaderValue)]> = access
+        let shown = (!access.headers.is_empty()).then(|| {
+            access
                 .headers
                 .iter()
                 .flat_map(|name| {
@@ -95,9 +94,8 @@ impl Record {
                         .iter()
                         .map(|v| (name.clone(), v.clone()))
                 })
-                .collect();
-            ctx.set_access_headers(shown);
-        }
+                .collect()
+        });
         let record = Record {
             start: Instant::now(),
             method: req.method().clone(),
@@ -112,6 +110,7 @@ impl Record {
                     access.client_ip_header,
                 )
             }),
+            headers: shown,
             status: None,
             bytes_out: 0,
             expected_bytes: None,
@@ -187,6 +186,11 @@ impl Record {
             }
             _ => self.uri.path(),
         };
+        if let Some(headers) = self.headers.take() {
+            if let Some(ctx) = RequestContext::current() {
+                ctx.set_access_headers(headers);
+            }
+        }
         let user_agent = self
             .user_agent
             .as_ref()

@@ -182,7 +182,7 @@ pub const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(1);
 impl fmt::Debug for PipelineBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelineBuilder")
-            .field("capacity", &self.capacity)
+            .field("queue_bytes", &self.capacity)
             .field("policy", &self.policy)
             .field("fallback_to_stderr", &self.fallback_to_stderr)
             .field("flush_on_panic", &self.flush_on_panic)

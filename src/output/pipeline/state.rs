@@ -39,8 +39,8 @@ pub(super) enum WriterState {
     Writing,
     /// Asleep until a line, a flush or shutdown wakes it.
     Idle,
-    /// Letting a batch gather for the batch delay; woken early only when
-    /// the queue fills past a batch.
+    /// Letting a batch gather for the batch delay; woken early when the
+    /// queue fills past a batch, or by a flush or shutdown.
     Lingering,
     /// Stopped, for good: after shutdown, or because the output panicked.
     Done,
