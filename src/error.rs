@@ -30,6 +30,11 @@ pub enum ErrorKind {
         /// The OS error.
         source: io::Error,
     },
+    /// The log file path is a symbolic link, which corrlog does not follow.
+    SymlinkLogFile {
+        /// The path tried.
+        path: PathBuf,
+    },
     /// A global `tracing` subscriber was already installed.
     SubscriberAlreadySet,
     /// An environment variable has a value corrlog cannot use.
@@ -67,6 +72,12 @@ impl fmt::Display for Error {
             ErrorKind::OpenLogFile { path, source } => write!(
                 f,
                 "cannot open log file {}: {source}; check that its folder exists and is writable",
+                path.display()
+            ),
+            ErrorKind::SymlinkLogFile { path } => write!(
+                f,
+                "log file {} is a symbolic link, which corrlog does not follow (whoever can \
+                 write its folder could point it at another file); give the real file's path",
                 path.display()
             ),
             ErrorKind::SubscriberAlreadySet => f.write_str(

@@ -112,21 +112,38 @@ impl Writer {
         }
     }
 
-    /// Writes the swapped-out batch; returns how many lines made it.
+    /// Writes the swapped-out batch; returns how many lines made it. After
+    /// a failure part way, the whole lines that reached the output count as
+    /// written, and only the rest goes to the stderr fallback.
     fn write_batch(&mut self, lines: u64) -> u64 {
-        if self.spare.is_empty() {
-            return 0;
-        }
-        match self.output.write_all(&self.spare) {
-            Ok(()) => lines,
-            Err(err) => {
-                self.on_error(&err);
-                if self.fallback_to_stderr && io::stderr().lock().write_all(&self.spare).is_ok() {
-                    lines
-                } else {
-                    0
+        let mut done = 0;
+        while done < self.spare.len() {
+            match self.output.write(&self.spare[done..]) {
+                Ok(0) => {
+                    self.on_error(&io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.on_error(&err);
+                    break;
                 }
             }
+        }
+        if done == self.spare.len() {
+            return lines;
+        }
+        // Up to the end of the last whole line written.
+        let whole = self.spare[..done]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let written = self.spare[..whole].iter().filter(|&&b| b == b'\n').count() as u64;
+        if self.fallback_to_stderr && io::stderr().lock().write_all(&self.spare[whole..]).is_ok() {
+            lines
+        } else {
+            written
         }
     }
 
