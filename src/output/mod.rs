@@ -29,7 +29,7 @@ pub use self::pipeline::{
     DEFAULT_BATCH_DELAY, DEFAULT_QUEUE_BYTES,
 };
 pub use self::rolling::{
-    Period, RollingFile, RollingFileBuilder, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, DEFAULT_MAX_FILES,
-    DEFAULT_MAX_FILE_BYTES,
+    Period, RollingFile, RollingFileBuilder, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE,
+    DEFAULT_MAX_FILES, DEFAULT_MAX_FILE_BYTES,
 };
 pub use self::sinks::{Capture, Stdout, WriterSink};

@@ -290,3 +290,56 @@ fn the_panic_hook_waits_only_briefly_for_panics_corrlog_catches() {
     let report = guard.shutdown(Duration::from_secs(5));
     assert_eq!(report.stats.written, 2);
 }
+
+/// An output that takes at most `limit` bytes in all (part of a line at the
+/// boundary), then fails every write, as a disk does when it fills up.
+struct Fills {
+    gate: Gate,
+    limit: usize,
+    taken: usize,
+}
+
+impl Write for Fills {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.limit - self.taken;
+        if room == 0 {
+            return Err(io::Error::other("no space left"));
+        }
+        let n = self.gate.write(&buf[..buf.len().min(room)])?;
+        self.taken += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_partial_batch_counts_the_whole_lines_that_went_out() {
+    let line = |n: u32| format!("{{\"n\":{n:04}}}\n"); // 11 bytes
+    let gate = Gate::default();
+    let (p, guard) = Pipeline::builder(Fills {
+        gate: gate.clone(),
+        limit: 100,
+        taken: 0,
+    })
+    .batch_delay(Duration::ZERO)
+    .flush_on_panic(false)
+    .start();
+    // The first line holds the writer in the gate; the other 19 gather
+    // into one batch, which the output takes only part of.
+    p.write_line(line(0).as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.shared.lock().queue.is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    for n in 1..20 {
+        p.write_line(line(n).as_bytes());
+    }
+    gate.open();
+    let report = guard.shutdown(Duration::from_secs(5));
+    // 100 bytes: 9 whole lines and 1 byte of the tenth.
+    assert_eq!(report.stats.written, 9, "{report:?}");
+    assert_eq!(report.stats.failed, 11, "{report:?}");
+    assert_eq!(gate.inner.lines().len(), 10, "nine lines and a fragment");
+}
