@@ -7,6 +7,8 @@
 //! curl -i -H 'x-request-id: my-trace-1' localhost:3000/
 //! curl -i localhost:3000/stream/3
 //! curl -i localhost:3000/boom
+//! cargo run --release --example demo -- --trusted-proxy 127.0.0.1 --trusted-proxy 10.0.0.0/8
+//! curl -H 'x-forwarded-for: 203.0.113.9' localhost:3000/   # client_ip 203.0.113.9
 //! ```
 //!
 //! Every line on stdout is one JSON object; all lines of a request share
@@ -18,20 +20,37 @@ mod app;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use corrlog::Preset;
+use corrlog::http::{AccessLog, IpNet};
+use corrlog::{Preset, RequestLayer};
 
-const USAGE: &str = "usage: demo [--addr HOST:PORT] [--downstream URL] [--jitter-ms N]
-  --addr        where to listen (default 127.0.0.1:3000)
-  --downstream  base URL of a service that GET /orders/{id} also calls,
-                e.g. http://127.0.0.1:3001 (another demo instance)
-  --jitter-ms   random sleep of up to N ms between the layers of
-                GET /orders/{id} (default 0), to watch concurrent requests
-                interleave without mixing their ids";
+const USAGE: &str = "usage: demo [--addr HOST:PORT] [--downstream URL] [--trusted-proxy ADDR_OR_NETWORK]... [--jitter-ms N]
+  --addr           where to listen (default 127.0.0.1:3000)
+  --downstream     base URL of a service that GET /orders/{id} also calls,
+                   e.g. http://127.0.0.1:3001 (another demo instance)
+  --trusted-proxy  a proxy whose X-Forwarded-For the access line's client_ip
+                   believes: an address (10.0.0.1) or a network (10.0.0.0/8);
+                   repeatable (default: none, client_ip is the peer)
+  --jitter-ms      random sleep of up to N ms between the layers of
+                   GET /orders/{id} (default 0), to watch concurrent requests
+                   interleave without mixing their ids";
 
 struct Args {
     addr: SocketAddr,
     downstream: Option<String>,
+    trusted_proxies: Vec<IpNet>,
     jitter_ms: u64,
+}
+
+/// An address or a network, as `--trusted-proxy` takes it.
+fn parse_proxy(value: &str) -> Result<IpNet, String> {
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!(
+                "--trusted-proxy {value:?} is neither an address (10.0.0.1) nor a network (10.0.0.0/8)\n{USAGE}"
+            )
+        })
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,8 +58,15 @@ fn parse_args() -> Result<Args, String> {
     let mut addr = "127.0.0.1:3000".to_owned();
     let mut downstream = None;
     let mut jitter_ms = 0;
+    let mut trusted_proxies = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--trusted-proxy" => {
+                let value = args
+                    .next()
+                    .ok_or_else(|| format!("--trusted-proxy needs a value\n{USAGE}"))?;
+                trusted_proxies.push(parse_proxy(&value)?);
+            }
             "--jitter-ms" => {
                 let value = args
                     .next()
@@ -75,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         addr,
         downstream,
+        trusted_proxies,
         jitter_ms,
     })
 }
@@ -91,7 +118,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // JSON lines on stdout through the writer pipeline. CORRLOG_FORMAT=pretty
     // for console output; see the builder docs for every override.
-    let logging = corrlog::builder().preset(Preset::Production).init()?;
+    let access = AccessLog::default().trusted_proxies(args.trusted_proxies);
+    let logging = corrlog::builder()
+        .preset(Preset::Production)
+        .request_layer(RequestLayer::new().access_log(access))
+        .init()?;
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!(
@@ -105,6 +136,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         jitter_ms: args.jitter_ms,
     };
     let app = app::routes(config, downstream).layer(logging.request_layer());
+    // With the peer's address, so the access line has `client_ip`.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
