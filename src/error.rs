@@ -20,6 +20,11 @@ pub struct Error {
 }
 
 /// What went wrong.
+///
+/// ```
+/// let err = corrlog::output::RollingFile::builder("/proc/no-such-dir/app.log").open().unwrap_err();
+/// assert!(matches!(err.kind(), corrlog::ErrorKind::OpenLogFile { .. }));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ErrorKind {

@@ -114,6 +114,19 @@ impl TestLogs {
 /// # Panics
 ///
 /// If the runtime cannot be built (no threads available).
+///
+/// ```
+/// use corrlog::output::Capture;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let capture = Capture::new();
+/// let dispatch = tracing::Dispatch::new(
+///     tracing_subscriber::registry().with(corrlog::LogLayer::json(capture.clone())),
+/// );
+/// let rt = corrlog::testing::runtime_with(dispatch, 2);
+/// rt.block_on(async { tokio::spawn(async { tracing::info!("on a worker") }).await.unwrap() });
+/// assert_eq!(capture.lines().len(), 1);
+/// ```
 pub fn runtime_with(dispatch: Dispatch, workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))

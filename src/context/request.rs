@@ -35,6 +35,17 @@ tokio::task_local! {
 /// Cloning is cheap (a reference count); clones share the bound fields, so
 /// a field bound in a task spawned with [`crate::spawn`] also shows on the
 /// parent's later lines.
+///
+/// ```
+/// use corrlog::{RequestContext, RequestId};
+///
+/// let ctx = RequestContext::new(RequestId::new("job-42").unwrap());
+/// ctx.bind("queue", "emails");
+/// ctx.run(|| {
+///     tracing::info!("sending"); // carries request_id "job-42" and queue "emails"
+///     assert_eq!(corrlog::request_id().unwrap().as_str(), "job-42");
+/// });
+/// ```
 #[derive(Clone)]
 pub struct RequestContext {
     inner: Arc<Inner>,
@@ -300,6 +311,13 @@ pub fn bind(key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) -> 
 
 /// A value that can be bound to a request with [`bind`]. Numbers and
 /// booleans stay JSON numbers and booleans; everything else is a string.
+///
+/// ```
+/// use corrlog::FieldValue;
+///
+/// assert_eq!(FieldValue::from(3_u8), FieldValue::U64(3));
+/// assert_eq!(FieldValue::from("acme"), FieldValue::Str("acme".into()));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum FieldValue {

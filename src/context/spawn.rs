@@ -58,6 +58,17 @@ fn scoped<F: Future>(ctx: Option<RequestContext>, fut: F) -> InRequest<F> {
 }
 
 /// Extension methods for futures.
+///
+/// ```
+/// use corrlog::context::FutureExt;
+/// use corrlog::{RequestContext, RequestId};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ctx = RequestContext::new(RequestId::new("r-9").unwrap());
+/// let seen = async { corrlog::request_id() }.in_request(ctx).await;
+/// assert_eq!(seen.unwrap().as_str(), "r-9");
+/// # }
+/// ```
 pub trait FutureExt: Future + Sized {
     /// Binds this future to the current request context and span, so it
     /// keeps them wherever it is polled.

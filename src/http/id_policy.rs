@@ -89,6 +89,11 @@ fn is_safe_id_byte(b: u8) -> bool {
 impl IdPolicy {
     /// Sets the longest accepted id, in bytes. Defaults to
     /// [`DEFAULT_MAX_LEN`] (128).
+    ///
+    /// ```
+    /// let policy = corrlog::http::IdPolicy::default().max_len(64);
+    /// assert!(!policy.accepts(&[b'a'; 65]));
+    /// ```
     #[must_use]
     pub fn max_len(mut self, max_len: usize) -> Self {
         self.max_len = max_len;
@@ -123,6 +128,12 @@ impl IdPolicy {
     }
 
     /// Returns the value as a [`RequestId`] if it is accepted.
+    ///
+    /// ```
+    /// let policy = corrlog::http::IdPolicy::default();
+    /// assert_eq!(policy.parse(b"req-1").unwrap().as_str(), "req-1");
+    /// assert!(policy.parse(b"bad id").is_none());
+    /// ```
     pub fn parse(&self, value: &[u8]) -> Option<RequestId> {
         if !self.accepts(value) {
             return None;

@@ -13,6 +13,14 @@ use crate::context::{MakeRequestId, RequestId, UuidV4, X_REQUEST_ID};
 
 /// A tower [`Layer`] that gives each request an id and a logging context.
 /// See the [module docs](crate::http).
+///
+/// ```
+/// use axum::{routing::get, Router};
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "ok" }))
+///     .layer(corrlog::RequestLayer::new());
+/// ```
 #[derive(Clone)]
 #[must_use]
 pub struct RequestLayer {

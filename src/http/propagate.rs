@@ -45,6 +45,15 @@ pub fn inject(headers: &mut HeaderMap) -> bool {
 }
 
 /// Like [`inject`], for a given context.
+///
+/// ```
+/// use corrlog::{RequestContext, RequestId};
+///
+/// let ctx = RequestContext::new(RequestId::new("req-7").unwrap());
+/// let mut headers = http::HeaderMap::new();
+/// corrlog::http::inject_from(&ctx, &mut headers);
+/// assert_eq!(headers["x-request-id"], "req-7");
+/// ```
 pub fn inject_from(ctx: &RequestContext, headers: &mut HeaderMap) {
     if let Ok(value) = HeaderValue::from_str(ctx.id().as_str()) {
         headers.insert(ctx.header_name().clone(), value);

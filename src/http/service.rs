@@ -15,6 +15,15 @@ use crate::panic::catch_panic;
 
 /// The service made by [`RequestLayer`](crate::RequestLayer). See the
 /// [module docs](crate::http).
+///
+/// ```
+/// use tower_layer::Layer;
+///
+/// let service = corrlog::RequestLayer::new().layer(tower::service_fn(|_req: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+/// }));
+/// let _inner = service.get_ref();
+/// ```
 #[derive(Clone)]
 pub struct RequestService<S> {
     inner: S,

@@ -22,6 +22,13 @@ pub const DEFAULT_FILE_MODE: u32 = 0o640;
 pub const DEFAULT_DIR_MODE: u32 = 0o750;
 
 /// How often a file is rotated regardless of size (UTC boundaries).
+///
+/// ```
+/// use corrlog::output::{Period, RollingFile};
+///
+/// let hourly = RollingFile::builder("app.log").period(Some(Period::Hourly));
+/// # drop(hourly);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Period {

@@ -24,6 +24,11 @@ use crate::output::{
 };
 
 /// A starting configuration. See the table in the [`Builder`] docs.
+///
+/// ```
+/// let builder = corrlog::builder().preset(corrlog::Preset::Production);
+/// # drop(builder);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Preset {
@@ -37,6 +42,11 @@ pub enum Preset {
 }
 
 /// How lines are laid out.
+///
+/// ```
+/// let builder = corrlog::builder().format(corrlog::Format::Pretty);
+/// # drop(builder);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
@@ -49,6 +59,12 @@ pub enum Format {
 }
 
 /// Where lines go.
+///
+/// ```
+/// let to_stderr = corrlog::builder().output(corrlog::Output::Stderr);
+/// let to_file = corrlog::builder().output(corrlog::Output::file("logs/app.log"));
+/// # drop((to_stderr, to_file));
+/// ```
 #[non_exhaustive]
 pub enum Output {
     /// Standard output.
@@ -196,6 +212,14 @@ pub fn builder() -> Builder {
 }
 
 /// What [`Builder::init`] and [`Builder::build`] return.
+///
+/// ```no_run
+/// let logging = corrlog::builder().init()?;
+/// let app: axum::Router = axum::Router::new().layer(logging.request_layer());
+/// // ... serve ...
+/// logging.shutdown(std::time::Duration::from_secs(5));
+/// # Ok::<(), corrlog::Error>(())
+/// ```
 #[must_use = "dropping Logging shuts the pipeline down; keep it for the life of the program"]
 #[derive(Debug)]
 pub struct Logging {
@@ -392,6 +416,21 @@ impl Builder {
     /// # Errors
     ///
     /// An invalid filter, environment variable, or log file.
+    ///
+    /// ```
+    /// use corrlog::output::Capture;
+    ///
+    /// let capture = Capture::new();
+    /// let (subscriber, logging) = corrlog::builder()
+    ///     .format(corrlog::Format::Json)
+    ///     .output(corrlog::Output::Writer(Box::new(capture.clone())))
+    ///     .use_env(false)
+    ///     .build()?;
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("scoped"));
+    /// logging.shutdown(std::time::Duration::from_secs(5));
+    /// assert!(capture.lines()[0].contains(r#""message":"scoped""#));
+    /// # Ok::<(), corrlog::Error>(())
+    /// ```
     pub fn build(mut self) -> Result<(BuiltSubscriber, Logging), Error> {
         if self.use_env {
             self.apply_env()?;
@@ -452,6 +491,12 @@ impl Builder {
     ///
     /// An invalid filter, environment variable or log file, or a global
     /// subscriber already set.
+    ///
+    /// ```no_run
+    /// let logging = corrlog::builder().preset(corrlog::Preset::Production).init()?;
+    /// # drop(logging);
+    /// # Ok::<(), corrlog::Error>(())
+    /// ```
     pub fn init(self) -> Result<Logging, Error> {
         let (subscriber, logging) = self.build()?;
         tracing::subscriber::set_global_default(subscriber)

@@ -111,6 +111,10 @@ impl AccessLog {
 
     /// Do not log successful requests to exactly this path. Failures (4xx,
     /// 5xx, abnormal ends) are still logged, and the id still echoed.
+    ///
+    /// ```
+    /// let access = corrlog::http::AccessLog::default().skip_path("/health");
+    /// ```
     #[must_use]
     pub fn skip_path(mut self, path: impl Into<String>) -> Self {
         self.skip_exact.push(path.into());
@@ -118,6 +122,10 @@ impl AccessLog {
     }
 
     /// Do not log successful requests to paths starting with `prefix`.
+    ///
+    /// ```
+    /// let access = corrlog::http::AccessLog::default().skip_prefix("/metrics");
+    /// ```
     #[must_use]
     pub fn skip_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.skip_prefix.push(prefix.into());
@@ -126,6 +134,10 @@ impl AccessLog {
 
     /// Log only this fraction (0.0 to 1.0) of successful requests; errors
     /// are always logged. Defaults to 1.0.
+    ///
+    /// ```
+    /// let access = corrlog::http::AccessLog::default().sample_success(0.05);
+    /// ```
     #[must_use]
     pub fn sample_success(mut self, rate: f64) -> Self {
         self.sample_success = if rate.is_nan() {
@@ -138,6 +150,10 @@ impl AccessLog {
 
     /// Also log a `request started` line when a request arrives. Off by
     /// default.
+    ///
+    /// ```
+    /// let access = corrlog::http::AccessLog::default().log_start(true);
+    /// ```
     #[must_use]
     pub fn log_start(mut self, on: bool) -> Self {
         self.log_start = on;
@@ -146,6 +162,13 @@ impl AccessLog {
 
     /// The levels for 2xx/3xx, 4xx and 5xx responses. Defaults to INFO,
     /// WARN, ERROR.
+    ///
+    /// ```
+    /// use tracing::Level;
+    ///
+    /// // Successes at DEBUG, so an INFO filter keeps only the failures.
+    /// let access = corrlog::http::AccessLog::default().levels(Level::DEBUG, Level::WARN, Level::ERROR);
+    /// ```
     #[must_use]
     pub fn levels(mut self, success: Level, client_error: Level, server_error: Level) -> Self {
         self.levels = [success, client_error, server_error];
@@ -154,6 +177,10 @@ impl AccessLog {
 
     /// Log the query string with the path (sensitive parameters masked by
     /// the line layer's redaction policy). Off by default.
+    ///
+    /// ```
+    /// let access = corrlog::http::AccessLog::default().include_query(true);
+    /// ```
     #[must_use]
     pub fn include_query(mut self, on: bool) -> Self {
         self.include_query = on;

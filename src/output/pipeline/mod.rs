@@ -24,6 +24,16 @@ pub const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What a logging call does when the queue is full. See the
 /// [`Pipeline`] docs.
+///
+/// ```
+/// use std::time::Duration;
+/// use corrlog::output::{Backpressure, Pipeline};
+///
+/// let lossless = Pipeline::builder(std::io::stdout())
+///     .backpressure(Backpressure::Block { max_wait: Duration::from_millis(200) });
+/// let fast = Pipeline::builder(std::io::stdout()).backpressure(Backpressure::Drop);
+/// # drop((lossless, fast));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Backpressure {
@@ -46,6 +56,17 @@ impl Default for Backpressure {
 }
 
 /// Counters of a pipeline, from its start.
+///
+/// ```
+/// use std::time::Duration;
+/// use corrlog::fmt::Sink;
+/// use corrlog::output::Pipeline;
+///
+/// let (pipeline, guard) = Pipeline::builder(std::io::sink()).start();
+/// pipeline.write_line(b"{}\n");
+/// let stats = guard.shutdown(Duration::from_secs(1)).stats;
+/// assert_eq!((stats.submitted, stats.written, stats.dropped), (1, 1, 0));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -206,12 +227,24 @@ impl PipelineBuilder {
 
     /// What to do when the queue is full. Defaults to
     /// `Backpressure::Block { max_wait: 50ms }`.
+    ///
+    /// ```
+    /// use corrlog::output::{Backpressure, Pipeline};
+    ///
+    /// let builder = Pipeline::builder(std::io::stdout()).backpressure(Backpressure::Drop);
+    /// # drop(builder);
+    /// ```
     pub fn backpressure(mut self, policy: Backpressure) -> Self {
         self.policy = policy;
         self
     }
 
     /// Write batches to stderr when the output fails. Off by default.
+    ///
+    /// ```
+    /// let builder = corrlog::output::Pipeline::builder(std::io::sink()).fallback_to_stderr(true);
+    /// # drop(builder);
+    /// ```
     pub fn fallback_to_stderr(mut self, on: bool) -> Self {
         self.fallback_to_stderr = on;
         self
@@ -225,6 +258,13 @@ impl PipelineBuilder {
     /// reach the output at most this much later. Zero writes at once. The
     /// writer cuts the delay short once 1 MiB (or a quarter of the queue)
     /// has gathered, or a flush or shutdown is waiting.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = corrlog::output::Pipeline::builder(std::io::sink()).batch_delay(Duration::ZERO);
+    /// # drop(builder);
+    /// ```
     pub fn batch_delay(mut self, delay: Duration) -> Self {
         self.linger = delay;
         self
@@ -243,6 +283,11 @@ impl PipelineBuilder {
     /// that (e.g. by an error-reporting crate) replaces it unless that
     /// hook calls the one it found: set such hooks before starting
     /// logging.
+    ///
+    /// ```
+    /// let builder = corrlog::output::Pipeline::builder(std::io::sink()).flush_on_panic(false);
+    /// # drop(builder);
+    /// ```
     pub fn flush_on_panic(mut self, on: bool) -> Self {
         self.flush_on_panic = on;
         self
@@ -326,6 +371,18 @@ impl Pipeline {
 
     /// Writes out and flushes everything queued so far, waiting at most
     /// `timeout`. Returns `false` if that was not enough.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corrlog::fmt::Sink;
+    /// use corrlog::output::{Capture, Pipeline};
+    ///
+    /// let capture = Capture::new();
+    /// let (pipeline, _guard) = Pipeline::builder(capture.clone()).start();
+    /// pipeline.write_line(b"{\"a\":1}\n");
+    /// assert!(pipeline.flush(Duration::from_secs(5)));
+    /// assert_eq!(capture.lines().len(), 1);
+    /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
         self.shared.flush(Deadline::after(timeout))
     }
@@ -364,6 +421,14 @@ impl PipelineGuard {
     /// output and stops the writer thread, waiting at most `timeout`.
     ///
     /// Lines logged after this are dropped and counted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (_pipeline, guard) = corrlog::output::Pipeline::builder(std::io::sink()).start();
+    /// let report = guard.shutdown(Duration::from_secs(5));
+    /// assert!(!report.timed_out);
+    /// ```
     pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
         let report = self.shutdown_inner(timeout);
         // Past the deadline the writer thread is left to finish on its own;
