@@ -206,6 +206,14 @@ mod tests {
     }
 
     #[test]
+    fn ids_show_as_their_text() {
+        let id = RequestId::new("req-1").unwrap();
+        assert_eq!(format!("{id:?}"), r#"RequestId("req-1")"#);
+        assert_eq!(id.as_ref(), "req-1");
+        assert_eq!(id.to_string(), "req-1");
+    }
+
+    #[test]
     fn new_checks_the_default_rule() {
         assert_eq!(RequestId::new("order-42").unwrap().as_str(), "order-42");
         assert!(RequestId::new("").is_err());

@@ -159,5 +159,24 @@ mod tests {
             ctx.traceparent(),
             format!("00-{}-{}-00", "ab".repeat(16), "01".repeat(8))
         );
+        assert_eq!(ctx.flags(), 0);
+        let shown = format!("{ctx:?}");
+        assert!(
+            shown.contains(&"ab".repeat(16)) && shown.contains(&"01".repeat(8)),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn new_roots_are_random_sampled_and_never_zero() {
+        let a = TraceContext::new_root();
+        let b = TraceContext::new_root();
+        assert_ne!(a.trace_id_hex(), b.trace_id_hex());
+        assert_ne!(a.span_id_hex(), b.span_id_hex());
+        assert_eq!(a.flags(), 1);
+        assert!(a.traceparent().ends_with("-01"));
+        for _ in 0..1000 {
+            assert_ne!(random_nonzero::<1>(), [0]);
+        }
     }
 }

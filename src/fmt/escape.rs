@@ -336,6 +336,16 @@ mod tests {
         }
     }
 
+    /// The fast check flags exactly the bytes that can start an escape.
+    #[test]
+    fn the_check_table_is_exact() {
+        for b in 0..=255u8 {
+            let expected =
+                b < 0x20 || matches!(b, b'"' | b'\\' | 0x7f | 0xc2 | 0xd8 | 0xe1 | 0xe2 | 0xef);
+            assert_eq!(NEEDS_CHECK[usize::from(b)], expected, "{b:#x}");
+        }
+    }
+
     #[test]
     fn escapes_deceptive_unicode() {
         assert_eq!(esc("\u{85}"), r#""\u0085""#);

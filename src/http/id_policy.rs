@@ -195,4 +195,16 @@ mod tests {
         assert!(!anything.accepts(b"a\"b"));
         assert!(!anything.accepts(&[b'x'; 129]));
     }
+
+    #[test]
+    fn max_len_bounds_the_id_and_shows_in_debug() {
+        let short = IdPolicy::default().max_len(8);
+        assert!(short.accepts(b"12345678"));
+        assert!(!short.accepts(b"123456789"));
+        let custom = IdPolicy::custom(|_| true).max_len(4);
+        assert!(!custom.accepts(b"12345"));
+        let text = format!("{short:?}");
+        assert!(text.contains("max_len: 8"), "{text}");
+        assert!(format!("{custom:?}").contains("<fn>"));
+    }
 }
