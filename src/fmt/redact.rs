@@ -258,10 +258,7 @@ impl Redaction {
         if self.has_marker(name) {
             return true;
         }
-        let bare = match name.find('[') {
-            Some(i) if name.ends_with(']') => &name[..i],
-            _ => name,
-        };
+        let bare = name.split('[').next().unwrap_or(name);
         self.inner
             .url_params
             .iter()
@@ -568,6 +565,11 @@ mod tests {
             ("/a?private_token=abc123", "/a?private_token=[REDACTED]"),
             ("/a?auth_token=abc123", "/a?auth_token=[REDACTED]"),
             ("/a?X-Amz-Signature=abc123", "/a?X-Amz-Signature=[REDACTED]"),
+            // A user name alone is a credential too (a token as user).
+            (
+                "https://abc123@github.example/x",
+                "https://[REDACTED]@github.example/x",
+            ),
             // Scheme-less user info.
             ("//user:pass@host/x", "//[REDACTED]@host/x"),
             (
@@ -591,6 +593,15 @@ mod tests {
         ] {
             assert_eq!(p.verdict(name), Verdict::Url, "{name}");
         }
+        for name in [
+            "order_id",
+            "curl_version",
+            "status",
+            "urlencoded",
+            "pathname_len",
+        ] {
+            assert_eq!(p.verdict(name), Verdict::Plain, "{name}");
+        }
         // Headers by the same markers.
         for name in [
             "x-vault-token",
@@ -608,6 +619,22 @@ mod tests {
         }
         assert!(!p.is_secret_header(&HeaderName::from_static("accept")));
         assert!(!p.is_secret_header(&HeaderName::from_static("user-agent")));
+    }
+
+    #[test]
+    fn added_names_and_headers_are_masked() {
+        let p = Redaction::default()
+            .mask_query_params(["invite"])
+            .mask_headers([HeaderName::from_static("x-tenant")]);
+        assert!(p.is_secret_param("invite"));
+        assert!(p.is_secret_param("Invite[]"));
+        assert!(!Redaction::default().is_secret_param("invite"));
+        assert_eq!(redact_url(&p, "/j?invite=abc"), "/j?invite=[REDACTED]");
+        assert!(p.is_secret_header(&HeaderName::from_static("x-tenant")));
+        assert!(!Redaction::default().is_secret_header(&HeaderName::from_static("x-tenant")));
+        let replaced = Redaction::default().markers(["pin"]);
+        assert!(replaced.is_secret_field("card_pin"));
+        assert!(!replaced.is_secret_field("password"));
     }
 
     proptest::proptest! {

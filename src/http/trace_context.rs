@@ -94,7 +94,8 @@ impl TraceParent {
         if version == 0 && v.len() != 55 {
             return None;
         }
-        if version > 0 && v.len() > 55 && v[55] != b'-' {
+        // A later version: what follows the version-00 fields starts with `-`.
+        if v.len() > 55 && v[55] != b'-' {
             return None;
         }
         let trace_id = parse_hex::<16>(&v[3..35])?;
@@ -262,6 +263,10 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
             "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+            // One separator wrong at a time.
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",
             "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "junk",
         ] {
@@ -377,6 +382,20 @@ mod tests {
     }
 
     #[test]
+    fn only_the_sampled_flag_is_carried_on() {
+        for (flags, expected) in [("00", "00"), ("01", "01"), ("02", "00"), ("ff", "01")] {
+            let mut h = HeaderMap::new();
+            let value = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+            h.insert("traceparent", value.parse().unwrap());
+            let ctx = continue_or_start(&h);
+            assert!(
+                ctx.traceparent().ends_with(&format!("-{expected}")),
+                "{flags}"
+            );
+        }
+    }
+
+    #[test]
     fn at_most_32_members_are_passed_on() {
         let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
         let state = state_of(&[&many.join(",")]).unwrap();
@@ -398,5 +417,21 @@ mod tests {
         h.insert("traceparent", VALID.parse().unwrap());
         h.insert("tracestate", "a=".repeat(300).parse().unwrap());
         assert!(continue_or_start(&h).tracestate().is_none());
+    }
+
+    #[test]
+    fn the_512_byte_cap_counts_every_byte() {
+        let member = |key: char, len: usize| format!("{key}={}", "v".repeat(len - 2));
+        // One member of exactly 512 bytes (a 256-byte key is allowed).
+        let exact = format!("{}={}", "k".repeat(256), "v".repeat(255));
+        assert_eq!(exact.len(), 512);
+        assert_eq!(state_of(&[&exact]).as_deref(), Some(exact.as_str()));
+        let over = format!("{}={}", "k".repeat(256), "v".repeat(256));
+        assert_eq!(state_of(&[&over, "ok=1"]).as_deref(), Some("ok=1"));
+        // 256 + ',' + 255 fits exactly; 256 + ',' + 256 is one byte over.
+        let (a, b) = (member('a', 256), member('b', 255));
+        assert_eq!(state_of(&[&a, &b]).unwrap().len(), 512);
+        let c = member('c', 256);
+        assert_eq!(state_of(&[&a, &c]).as_deref(), Some(a.as_str()));
     }
 }
