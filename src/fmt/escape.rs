@@ -79,7 +79,7 @@ impl Escape {
 
 /// The escape for the character starting at `bytes[i]` and how many input
 /// bytes it covers, or `None` when it is copied as it is.
-#[inline]
+#[inline(always)]
 fn escape_at(bytes: &[u8], i: usize) -> Option<(usize, Escape)> {
     let b = bytes[i];
     if !NEEDS_CHECK[usize::from(b)] {
@@ -132,7 +132,7 @@ fn escape_at(bytes: &[u8], i: usize) -> Option<(usize, Escape)> {
 /// Whether any of the 8 bytes in `w` may need escaping: below 0x20, `"`,
 /// `\\`, DEL, or non-ASCII. May say yes wrongly (the byte loop then
 /// decides), never no wrongly.
-#[inline]
+#[inline(always)]
 fn chunk_needs_check(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -195,14 +195,45 @@ fn escape_prefix(out: &mut Vec<u8>, s: &str, budget: usize) -> usize {
 }
 
 /// Appends the escaped contents of `s`, without the surrounding quotes.
+/// The hot path: no budget to keep.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
-    escape_prefix(out, s, usize::MAX);
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip plain ASCII eight bytes at a time.
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !chunk_needs_check(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        match escape_at(bytes, i) {
+            None => i += 1,
+            Some((len, escape)) => {
+                out.extend_from_slice(&bytes[start..i]);
+                escape.write(out);
+                i += len;
+                start = i;
+            }
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// The longest escaped form of `len` input bytes: a `\uXXXX` per byte.
+fn worst_case(len: usize) -> usize {
+    len.saturating_mul(6)
 }
 
 /// Appends the escaped contents of `s`, at most `max` bytes of them (cut
 /// on a character boundary), then a truncation note if anything was cut.
 pub(crate) fn escape_bounded(out: &mut Vec<u8>, s: &str, max: usize) {
-    if escape_prefix(out, s, max) < s.len() {
+    if worst_case(s.len()) <= max {
+        escape_into(out, s);
+    } else if escape_prefix(out, s, max) < s.len() {
         truncation_note(out, s.len());
     }
 }
@@ -264,7 +295,12 @@ impl fmt::Write for EscapingWriter<'_> {
             return Ok(());
         }
         let before = self.out.len();
-        let taken = escape_prefix(self.out, s, self.room);
+        let taken = if worst_case(s.len()) <= self.room {
+            escape_into(self.out, s);
+            s.len()
+        } else {
+            escape_prefix(self.out, s, self.room)
+        };
         self.room -= self.out.len() - before;
         // Once anything is cut, nothing after it is written: the kept text
         // stays one piece.
