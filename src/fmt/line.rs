@@ -13,7 +13,7 @@ use super::escape::write_str_bounded;
 use super::redact::{redact_url, Redaction, Verdict, MASK};
 use super::time::TimestampCache;
 use super::{json, pretty};
-use crate::context::{BoundField, RequestContext, ACCESS_TARGET};
+use crate::context::{BoundField, FieldValue, RequestContext, ACCESS_TARGET};
 
 /// How a line is laid out: one JSON object, or a human-readable console
 /// line (`key=value` pairs with JSON values, optionally coloured).
@@ -83,7 +83,7 @@ pub(crate) fn write_bound_fields(
         }
         style.key(out, &field.key);
         let text = match &field.value {
-            crate::FieldValue::Str(s) => Some(s.as_str()),
+            FieldValue::Str(s) => Some(s.as_str()),
             _ => None,
         };
         match (bound_verdict(field, policy), text) {
