@@ -357,3 +357,52 @@ fn credentials_in_the_called_url_are_masked() {
         assert!(url.contains("[REDACTED]"), "{url}");
     }
 }
+
+/// Each access line names the span that called it (`parent_span_id`), and
+/// every line carries the trace flags, so the hops of one user action can
+/// be rebuilt from logs alone.
+#[test]
+fn access_lines_name_the_calling_span_and_lines_carry_the_flags() {
+    let b = demo(None);
+    let a = demo(Some(b.url("")));
+    let access = |server: &TestServer, id: &str| -> Value {
+        server
+            .lines()
+            .into_iter()
+            .find(|l| l["request_id"] == id && l["message"] == "request finished")
+            .unwrap()
+    };
+    get_json(
+        &a.url("/orders/1"),
+        &[
+            ("x-request-id", "hops-1"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            ),
+        ],
+    );
+    let (_, span_a, _) = hop(&a, "hops-1");
+    let line_a = access(&a, "hops-1");
+    assert_eq!(line_a["parent_span_id"], "b7ad6b7169203331");
+    assert_eq!(line_a["trace_flags"], "00", "the caller did not sample");
+    let line_b = access(&b, "hops-1");
+    assert_eq!(
+        line_b["parent_span_id"],
+        span_a.as_str(),
+        "b was called by a"
+    );
+    assert_eq!(line_b["trace_flags"], "00");
+    // Every line of a traced request has the flags.
+    assert!(a
+        .lines()
+        .iter()
+        .filter(|l| l["request_id"] == "hops-1")
+        .all(|l| l["trace_flags"] == "00"));
+
+    // A request that starts the trace has no parent.
+    get_json(&a.url("/orders/2"), &[("x-request-id", "hops-2")]);
+    let root = access(&a, "hops-2");
+    assert!(root.get("parent_span_id").is_none(), "{root}");
+    assert_eq!(root["trace_flags"], "01");
+}

@@ -153,6 +153,7 @@ fn trace_keys_are_reserved_too() {
         );
         ctx.run(|| {
             corrlog::bind("span_id", "bound-fake");
+            corrlog::bind("trace_flags", "bound-flags");
             let span = tracing::info_span!("s", trace_id = "span-fake");
             let _g = span.enter();
             tracing::info!(span_id = 7, "traced");
@@ -160,7 +161,7 @@ fn trace_keys_are_reserved_too() {
     });
     // Each key once in the raw line: a parser keeping the last duplicate
     // would otherwise see the user's value.
-    for key in ["\"trace_id\":", "\"span_id\":"] {
+    for key in ["\"trace_id\":", "\"span_id\":", "\"trace_flags\":"] {
         assert_eq!(lines[0].matches(key).count(), 1, "{}", lines[0]);
     }
     let line = parse(&lines[0]);
@@ -168,6 +169,14 @@ fn trace_keys_are_reserved_too() {
     assert_eq!(line["span_id"].as_str().unwrap().len(), 16);
     assert_eq!(line["fields.trace_id"], "span-fake");
     assert_eq!(line["fields.span_id"], 7);
+    // A new trace is sampled; the flags follow the ids.
+    assert_eq!(line["trace_flags"], "01");
+    assert!(
+        lines[0].contains(r#"","trace_flags":"01","#),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(line["fields.trace_flags"], "bound-flags");
 }
 
 #[test]

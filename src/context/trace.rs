@@ -58,10 +58,13 @@ pub struct TraceContext {
     trace_id: [u8; 16],
     span_id: [u8; 8],
     flags: u8,
+    /// The caller's span as hex digits, when the request continued a valid
+    /// `traceparent`.
+    parent_hex: Option<[u8; 16]>,
     tracestate: Option<Box<str>>,
-    /// Both ids as lowercase hex, made once: every line of the request
-    /// copies them.
-    hex: [u8; 48],
+    /// Both ids and the flags as lowercase hex, made once: every line of
+    /// the request copies them.
+    hex: [u8; 50],
 }
 
 impl fmt::Debug for TraceContext {
@@ -70,6 +73,7 @@ impl fmt::Debug for TraceContext {
             .field("trace_id", &self.trace_id_hex())
             .field("span_id", &self.span_id_hex())
             .field("flags", &self.flags)
+            .field("parent_span_id", &self.parent_span_id_hex())
             .field("tracestate", &self.tracestate)
             .finish()
     }
@@ -83,17 +87,40 @@ impl TraceContext {
         flags: u8,
         tracestate: Option<Box<str>>,
     ) -> Self {
-        let mut hex = [0u8; 48];
-        for (pair, &b) in hex.chunks_exact_mut(2).zip(trace_id.iter().chain(&span_id)) {
+        let mut hex = [0u8; 50];
+        let bytes = trace_id
+            .iter()
+            .chain(&span_id)
+            .chain(std::iter::once(&flags));
+        for (pair, &b) in hex.chunks_exact_mut(2).zip(bytes) {
             pair.copy_from_slice(&hex_pair(b));
         }
         TraceContext {
             trace_id,
             span_id,
             flags,
+            parent_hex: None,
             tracestate,
             hex,
         }
+    }
+
+    /// The same context, as continued from the caller's span `parent`.
+    pub(crate) fn with_parent(mut self, parent: [u8; 8]) -> Self {
+        let mut hex = [0u8; 16];
+        for (pair, &b) in hex.chunks_exact_mut(2).zip(&parent) {
+            pair.copy_from_slice(&hex_pair(b));
+        }
+        self.parent_hex = Some(hex);
+        self
+    }
+
+    /// The caller's span id as hex digits, if any: for the access line,
+    /// without an allocation.
+    pub(crate) fn parent_span_hex(&self) -> Option<&str> {
+        self.parent_hex
+            .as_ref()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
     }
 
     /// A new trace, sampled, with a new span id.
@@ -108,7 +135,12 @@ impl TraceContext {
 
     /// This hop's span id's hex digits.
     pub(crate) fn span_hex(&self) -> &[u8] {
-        &self.hex[32..]
+        &self.hex[32..48]
+    }
+
+    /// The trace flags' two hex digits.
+    pub(crate) fn flags_hex(&self) -> &[u8] {
+        &self.hex[48..]
     }
 
     /// The trace id, 32 lowercase hex digits.
@@ -126,16 +158,26 @@ impl TraceContext {
         self.flags
     }
 
+    /// The caller's span id, 16 lowercase hex digits, when the request
+    /// continued a valid incoming `traceparent`.
+    ///
+    /// ```
+    /// assert!(corrlog::context::TraceContext::new_root().parent_span_id_hex().is_none());
+    /// ```
+    pub fn parent_span_id_hex(&self) -> Option<String> {
+        self.parent_span_hex().map(str::to_owned)
+    }
+
     /// The `traceparent` for a call made from this hop:
     /// `00-<trace id>-<this hop's span id>-<flags>`.
     pub fn traceparent(&self) -> String {
         let mut out = Vec::with_capacity(55);
         out.extend_from_slice(b"00-");
-        out.extend_from_slice(&self.hex[..32]);
+        out.extend_from_slice(self.trace_hex());
         out.push(b'-');
-        out.extend_from_slice(&self.hex[32..]);
+        out.extend_from_slice(self.span_hex());
         out.push(b'-');
-        write_hex(&mut out, &[self.flags]);
+        out.extend_from_slice(self.flags_hex());
         String::from_utf8(out).unwrap_or_default()
     }
 

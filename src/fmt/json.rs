@@ -15,6 +15,7 @@ pub(crate) const RESERVED_KEYS: &[&str] = &[
     "request_id",
     "trace_id",
     "span_id",
+    "trace_flags",
 ];
 
 /// Writes a whole line: the head (`timestamp`, `level`, `message`,
@@ -37,6 +38,8 @@ pub(crate) fn write_line(out: &mut Vec<u8>, clock: &mut TimestampCache, line: &L
             out.extend_from_slice(trace.trace_hex());
             out.extend_from_slice(b"\",\"span_id\":\"");
             out.extend_from_slice(trace.span_hex());
+            out.extend_from_slice(b"\",\"trace_flags\":\"");
+            out.extend_from_slice(trace.flags_hex());
             out.push(b'"');
         }
         write_bound_fields(out, Style::Json, rc, line.keys, line.policy);

@@ -21,6 +21,7 @@
 //! | `logger` | the event's target: the module path, or `target: "orders"` |
 //! | `request_id` | the current request's id; **omitted** outside a request |
 //! | `trace_id`, `span_id` | the request's W3C trace id and this hop's span id (see [`TraceParent`](crate::http::TraceParent)); omitted when the context has no trace |
+//! | `trace_flags` | the W3C trace flags as two hex digits (`01` sampled, `00` not), with the ids |
 //! | bound fields | fields bound with [`crate::bind`] during the request |
 //! | span fields | fields of every enclosing span, innermost span first |
 //! | event fields | the event's own fields |
@@ -35,7 +36,8 @@
 //!   over a span field, an inner span over an outer one, any of them over a
 //!   bound field. Each key is written once.
 //! - A user field named like a reserved key (`timestamp`, `level`,
-//!   `message`, `logger`, `request_id`, `trace_id`, `span_id`) is written
+//!   `message`, `logger`, `request_id`, `trace_id`, `span_id`,
+//!   `trace_flags`) is written
 //!   as `fields.<name>`, so it can never overwrite them.
 //! - Each line is valid JSON whatever the input: strings are escaped, and
 //!   control, bidi and separator characters are written as `\uXXXX`. If a

@@ -64,6 +64,8 @@ pub(crate) fn write_line(
             out.extend_from_slice(trace.trace_hex());
             out.extend_from_slice(b" span_id=");
             out.extend_from_slice(trace.span_hex());
+            out.extend_from_slice(b" trace_flags=");
+            out.extend_from_slice(trace.flags_hex());
         }
         write_bound_fields(out, Style::Pretty { color }, rc, line.keys, line.policy);
     }

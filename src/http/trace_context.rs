@@ -159,7 +159,8 @@ pub(crate) fn continue_or_start(headers: &HeaderMap) -> TraceContext {
             random_nonzero(),
             parent.flags & 1,
             tracestate(headers),
-        ),
+        )
+        .with_parent(parent.parent_id),
         None => TraceContext::new_root(),
     }
 }

@@ -21,7 +21,9 @@ pub(crate) use self::record::Record;
 /// failed, or the client went away), with `method`, `path` (without the
 /// query string by default), `route` (axum's matched path), `status`,
 /// `latency_ms` (to the end of the body), `bytes_out`, `client_ip`,
-/// `user_agent`, the request id, and `reason` when the request did not end
+/// `user_agent`, the request id, `parent_span_id` (the caller's span, when
+/// the request continued a valid `traceparent`), and `reason` when the
+/// request did not end
 /// normally:
 ///
 /// | reason | what happened |

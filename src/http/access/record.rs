@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use tracing::{Level, Span};
 
 use super::client_ip::{client_ip, peer_addr};
-use crate::context::{RequestContext, ACCESS_TARGET};
+use crate::context::{RequestContext, TraceContext, ACCESS_TARGET};
 use crate::http::Config;
 
 #[cfg(feature = "axum")]
@@ -186,11 +186,15 @@ impl Record {
             }
             _ => self.uri.path(),
         };
-        if let Some(headers) = self.headers.take() {
-            if let Some(ctx) = RequestContext::current() {
-                ctx.set_access_headers(headers);
-            }
+        let ctx = RequestContext::current();
+        if let (Some(headers), Some(ctx)) = (self.headers.take(), &ctx) {
+            ctx.set_access_headers(headers);
         }
+        // The caller's span, so the hops of one user action can be
+        // rebuilt from access lines alone.
+        let parent_span_id = ctx
+            .as_ref()
+            .and_then(|ctx| ctx.trace().and_then(TraceContext::parent_span_hex));
         let user_agent = self
             .user_agent
             .as_ref()
@@ -205,6 +209,7 @@ impl Record {
             bytes_out = self.bytes_out,
             client_ip = self.client_ip.map(tracing::field::display),
             user_agent = user_agent.as_deref(),
+            parent_span_id,
             reason,
             "request finished"
         );
