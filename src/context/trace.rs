@@ -12,6 +12,14 @@ fn hex_pair(b: u8) -> [u8; 2] {
     [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]
 }
 
+/// Fills `out` with the hex digits of `bytes`, two per byte, without
+/// allocating.
+fn hex_fill<'a>(out: &mut [u8], bytes: impl IntoIterator<Item = &'a u8>) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&hex_pair(b));
+    }
+}
+
 /// Appends `bytes` as lowercase hex digits, two per byte.
 pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     for &b in bytes {
@@ -92,9 +100,7 @@ impl TraceContext {
             .iter()
             .chain(&span_id)
             .chain(std::iter::once(&flags));
-        for (pair, &b) in hex.chunks_exact_mut(2).zip(bytes) {
-            pair.copy_from_slice(&hex_pair(b));
-        }
+        hex_fill(&mut hex, bytes);
         TraceContext {
             trace_id,
             span_id,
@@ -108,9 +114,7 @@ impl TraceContext {
     /// The same context, as continued from the caller's span `parent`.
     pub(crate) fn with_parent(mut self, parent: [u8; 8]) -> Self {
         let mut hex = [0u8; 16];
-        for (pair, &b) in hex.chunks_exact_mut(2).zip(&parent) {
-            pair.copy_from_slice(&hex_pair(b));
-        }
+        hex_fill(&mut hex, &parent);
         self.parent_hex = Some(hex);
         self
     }
