@@ -99,6 +99,7 @@ pub use crate::context::spawn::{spawn, spawn_blocking};
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fmt::layer::LogLayer;
 pub use crate::http::layer::RequestLayer;
+pub use crate::panic::install_panic_hook;
 pub use crate::setup::{
     builder, shutdown_signal, Builder, BuiltSubscriber, Format, Logging, Output, Preset,
 };

@@ -1,9 +1,120 @@
 //! corrlog's panic boundaries: where a panic is caught and the process
 //! lives on (the HTTP layer's handler, response future and body, the line
-//! layer's formatting). Depends on nothing else in the crate.
+//! layer's formatting), and the one process-wide panic hook, which writes
+//! the panic as a line and has the pipelines flushed. Depends on nothing
+//! else in the crate: the pipeline registers its flush here.
 
 use std::any::Any;
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::Cell;
+use std::panic::PanicHookInfo;
+use std::sync::{Once, OnceLock};
+
+type Hook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// What the pipelines register to be flushed when a thread panics.
+static FLUSH: OnceLock<fn()> = OnceLock::new();
+
+thread_local! {
+    /// Set by a line layer that wrote the panic line being raised now.
+    static LINE_WRITTEN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs corrlog's panic hook, once per process (later calls only add
+/// `flush`, if none was registered yet). [`Builder::init`](crate::Builder::init)
+/// and [`Builder::build`](crate::Builder::build) call this; call it
+/// yourself when you put a [`LogLayer`](crate::LogLayer) together by hand.
+///
+/// When a thread panics, the hook:
+/// 1. logs the panic as one ERROR event with target `corrlog::panic`: the
+///    panic's message, `panic.location` (`file:line:column`),
+///    `panic.thread`, and `panic.backtrace` when backtraces are enabled
+///    (`RUST_BACKTRACE=1`), inside the request's context when the panic
+///    happens in one, so the line carries the request id, trace ids and
+///    bound fields;
+/// 2. has every pipeline write out what it holds (briefly, when corrlog
+///    will catch the panic and the service lives on);
+/// 3. calls the hook that was installed before, so other panic hooks keep
+///    working, except the standard library's default hook when a
+///    `LogLayer` has written the line: its multi-line text on stderr is
+///    what the line replaces. When no `LogLayer` wrote a line (no
+///    subscriber on that thread, the event filtered out, or
+///    [`LogLayer::panic_lines`](crate::LogLayer::panic_lines) off), the
+///    default hook prints as usual, so a panic is never silent.
+///
+/// A hook installed after this one runs instead of it; to keep both, have
+/// yours call the one it replaces (`std::panic::take_hook`).
+///
+/// ```
+/// corrlog::install_panic_hook();
+/// ```
+pub fn install_panic_hook() {
+    install_hook(None);
+}
+
+/// Installs the hook (once), registering `flush` to run after the panic
+/// line is written.
+pub(crate) fn install_hook(flush: Option<fn()>) {
+    if let Some(flush) = flush {
+        let _ = FLUSH.set(flush);
+    }
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        // With no hook set, `take_hook` hands back the default one; a
+        // second call now does so for sure. Both are the same zero-sized
+        // function boxed by the same code, so their pointers and vtables
+        // match; any hook the application set has its own.
+        let default = std::panic::take_hook();
+        let previous_is_default =
+            std::ptr::eq::<dyn Fn(&PanicHookInfo<'_>) + Sync + Send>(&*previous, &*default);
+        drop(default);
+        std::panic::set_hook(chain(previous, previous_is_default));
+    });
+}
+
+fn chain(previous: Hook, previous_is_default: bool) -> Hook {
+    Box::new(move |info| {
+        let written = write_panic_line(info);
+        if let Some(flush) = FLUSH.get() {
+            flush();
+        }
+        if !(written && previous_is_default) {
+            previous(info);
+        }
+    })
+}
+
+/// Logs the panic; returns whether a line layer wrote it.
+fn write_panic_line(info: &PanicHookInfo<'_>) -> bool {
+    let message = payload_message(info.payload());
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+    let thread = std::thread::current();
+    let backtrace = Backtrace::capture();
+    let backtrace =
+        (backtrace.status() == BacktraceStatus::Captured).then(|| backtrace.to_string());
+    let _ = LINE_WRITTEN.try_with(|w| w.set(false));
+    let thread_name = thread.name().unwrap_or("<unnamed>");
+    tracing::event!(
+        target: PANIC_TARGET,
+        tracing::Level::ERROR,
+        panic.location = location.as_deref(),
+        panic.thread = thread_name,
+        panic.backtrace = backtrace.as_deref(),
+        "{message}"
+    );
+    LINE_WRITTEN.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Tells the hook that a line layer wrote the panic line.
+pub(crate) fn mark_panic_line_written() {
+    let _ = LINE_WRITTEN.try_with(|w| w.set(true));
+}
+
+/// The target (logger name) of the line a panic is written as.
+pub(crate) const PANIC_TARGET: &str = "corrlog::panic";
 
 /// What `catch_unwind` hands back.
 pub(crate) type PanicPayload = Box<dyn Any + Send + 'static>;
@@ -40,6 +151,10 @@ pub(crate) fn panic_is_caught() -> bool {
 
 /// The message of a panic, when it is a string.
 pub(crate) fn panic_message(payload: &PanicPayload) -> &str {
+    payload_message(&**payload)
+}
+
+fn payload_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -50,7 +50,7 @@ fn environment_overrides_the_code() {
     ));
     assert_eq!(
         err.to_string(),
-        "CORRLOG_FORMAT=\"yaml\" is not valid; expected json, pretty or auto"
+        "CORRLOG_FORMAT=\"yaml\" is not valid; expected json, pretty, auto, ecs, gcp or datadog"
     );
     std::env::set_var("CORRLOG_FORMAT", "json");
     std::env::set_var("CORRLOG_QUEUE_BYTES", "lots");

@@ -127,6 +127,23 @@ impl TraceContext {
             .and_then(|hex| std::str::from_utf8(hex).ok())
     }
 
+    /// The low 64 bits of the trace id, as a number (Datadog's trace id).
+    pub(crate) fn trace_id_low_u64(&self) -> u64 {
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&self.trace_id[8..]);
+        u64::from_be_bytes(low)
+    }
+
+    /// The span id as a number (Datadog's span id).
+    pub(crate) fn span_id_u64(&self) -> u64 {
+        u64::from_be_bytes(self.span_id)
+    }
+
+    /// Whether the caller asked for this trace to be recorded.
+    pub(crate) fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
     /// A new trace, sampled, with a new span id.
     pub fn new_root() -> TraceContext {
         TraceContext::from_parts(random_nonzero(), random_nonzero(), 1, None)

@@ -1,7 +1,7 @@
 //! The JSON line: one object per line, keys in schema order.
 
 use super::escape::{escape_into, write_str};
-use super::line::{level_name, write_access_headers, write_bound_fields, Line, Style};
+use super::line::{level_name, write_json_tail, Line, Style};
 use super::time::TimestampCache;
 use crate::context::FieldValue;
 
@@ -16,7 +16,16 @@ pub(crate) const RESERVED_KEYS: &[&str] = &[
     "trace_id",
     "span_id",
     "trace_flags",
+    "service.name",
+    "service.version",
+    "service.instance.id",
+    "deployment.environment.name",
 ];
+
+/// Whether corrlog's JSON lines reserve `key`.
+pub(crate) fn is_reserved(key: &str) -> bool {
+    RESERVED_KEYS.contains(&key)
+}
 
 /// Writes a whole line: the head (`timestamp`, `level`, `message`,
 /// `logger`), the request's ids and bound fields, the fields, `}` and a
@@ -42,13 +51,8 @@ pub(crate) fn write_line(out: &mut Vec<u8>, clock: &mut TimestampCache, line: &L
             out.extend_from_slice(trace.flags_hex());
             out.push(b'"');
         }
-        write_bound_fields(out, Style::Json, rc, line.keys, line.policy);
     }
-    for fields in line.fields {
-        out.extend_from_slice(fields);
-    }
-    write_access_headers(out, Style::Json, line);
-    out.extend_from_slice(b"}\n");
+    write_json_tail(out, Style::Json, line, b"");
 }
 
 /// Appends a bound value as JSON.
@@ -90,11 +94,11 @@ pub(crate) fn write_bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-/// Appends `,"key":` for a user field, renaming reserved keys to
+/// Appends `,"key":` for a field, renaming keys the format reserves to
 /// `fields.<key>`.
-pub(crate) fn key(out: &mut Vec<u8>, key: &str) {
+pub(crate) fn key(out: &mut Vec<u8>, key: &str, reserved: impl Fn(&str) -> bool) {
     out.extend_from_slice(b",\"");
-    if RESERVED_KEYS.contains(&key) {
+    if reserved(key) {
         out.extend_from_slice(b"fields.");
     }
     escape_into(out, key);
@@ -118,8 +122,8 @@ mod tests {
     #[test]
     fn reserved_keys_are_renamed() {
         let mut v = Vec::new();
-        key(&mut v, "level");
-        key(&mut v, "user");
+        key(&mut v, "level", is_reserved);
+        key(&mut v, "user", is_reserved);
         assert_eq!(v, b",\"fields.level\":,\"user\":");
     }
 }

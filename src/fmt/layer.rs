@@ -11,14 +11,15 @@ use tracing::{Event, Id, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use super::line::{Line, Style};
+use super::line::{Constant, Line, Style};
 use super::redact::Redaction;
+use super::service::Service;
 use super::sink::Sink;
 use super::span_fields::{record_span, SpanFields};
 use super::time::TimestampCache;
-use super::visitor::FieldVisitor;
+use super::visitor::{FieldVisitor, Target};
 use crate::context::{RequestContext, ACCESS_TARGET, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
-use crate::panic::catch_panic;
+use crate::panic::{catch_panic, mark_panic_line_written, PANIC_TARGET};
 
 /// Buffers above this size are released after use, so one huge event does
 /// not pin its memory in every thread forever.
@@ -43,6 +44,11 @@ pub struct LogLayer<W> {
     clock: fn() -> SystemTime,
     style: Style,
     redaction: Redaction,
+    constant: Constant,
+    /// The service fields as given, re-encoded if the style changes.
+    service: Option<Service>,
+    gcp_project: Option<String>,
+    panic_lines: bool,
 }
 
 impl<W> fmt::Debug for LogLayer<W> {
@@ -97,13 +103,155 @@ impl<W: Sink> LogLayer<W> {
         LogLayer::with_style(sink, Style::Pretty { color })
     }
 
+    /// A layer writing Elastic Common Schema lines, as Elastic's
+    /// ecs-logging libraries do (see the [format table](crate::fmt#formats)):
+    ///
+    /// ```text
+    /// {"@timestamp":"2026-01-21T10:30:00.123Z","log.level":"info","message":"order placed","ecs.version":"8.11.0","log.logger":"orders","http.request.id":"req-1","trace.id":"4bf92f3577b34da6a3ce929d0e0e4736","span.id":"00f067aa0ba902b7","trace_flags":"01","order_id":42,"service.name":"orders"}
+    /// ```
+    ///
+    /// ```
+    /// use corrlog::{output::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::ecs(capture.clone());
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::warn!(target: "orders", "disk low");
+    /// });
+    /// assert!(capture.lines()[0].starts_with(r#"{"@timestamp":""#));
+    /// assert!(capture.lines()[0].ends_with(
+    ///     r#""log.level":"warn","message":"disk low","ecs.version":"8.11.0","log.logger":"orders"}"#
+    /// ));
+    /// ```
+    pub fn ecs(sink: W) -> Self {
+        LogLayer::with_style(sink, Style::Ecs)
+    }
+
+    /// A layer writing Google Cloud Logging structured lines (see the
+    /// [format table](crate::fmt#formats)). With a project id, the trace is
+    /// written as `projects/<project>/traces/<trace_id>`, which links each
+    /// line to its trace in Cloud Trace:
+    ///
+    /// ```text
+    /// {"time":"2026-01-21T10:30:00.123Z","severity":"WARNING","message":"slow","logger":"orders","request_id":"req-1","logging.googleapis.com/trace":"projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736","logging.googleapis.com/spanId":"00f067aa0ba902b7","logging.googleapis.com/trace_sampled":true,"serviceContext":{"service":"orders","version":"1.4.2"}}
+    /// ```
+    ///
+    /// ```
+    /// use corrlog::{output::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::gcp(capture.clone(), Some("my-project"));
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::warn!(target: "orders", "slow");
+    /// });
+    /// assert!(capture.lines()[0].starts_with(r#"{"time":""#));
+    /// assert!(capture.lines()[0].ends_with(r#""severity":"WARNING","message":"slow","logger":"orders"}"#));
+    /// ```
+    pub fn gcp(sink: W, project_id: Option<&str>) -> Self {
+        let mut layer = LogLayer::with_style(sink, Style::Gcp);
+        layer.gcp_project = project_id.map(str::to_owned);
+        layer.encode_constant();
+        layer
+    }
+
+    /// A layer writing Datadog lines (see the [format
+    /// table](crate::fmt#formats)): its reserved attributes, unified
+    /// service tags and `dd.trace_id`/`dd.span_id`, which link each line to
+    /// its trace:
+    ///
+    /// ```text
+    /// {"timestamp":"2026-01-21T10:30:00.123Z","status":"info","message":"order placed","logger.name":"orders","request_id":"req-1","dd.trace_id":"11803532876627986230","dd.span_id":"67667974448284343","trace_flags":"01","service":"orders","version":"1.4.2","env":"production"}
+    /// ```
+    ///
+    /// ```
+    /// use corrlog::{output::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::datadog(capture.clone());
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::error!(target: "orders", "payment failed");
+    /// });
+    /// assert!(capture.lines()[0].ends_with(
+    ///     r#""status":"error","message":"payment failed","logger.name":"orders"}"#
+    /// ));
+    /// ```
+    pub fn datadog(sink: W) -> Self {
+        LogLayer::with_style(sink, Style::Datadog)
+    }
+
     pub(crate) fn with_style(sink: W, style: Style) -> Self {
         LogLayer {
             sink,
             clock: SystemTime::now,
             style,
             redaction: Redaction::default(),
+            constant: Constant::default(),
+            service: None,
+            gcp_project: None,
+            panic_lines: true,
         }
+    }
+
+    fn encode_constant(&mut self) {
+        self.constant = Constant::new(
+            self.style,
+            self.service.as_ref(),
+            self.gcp_project.as_deref(),
+        );
+    }
+
+    /// Sets the service and Cloud Logging project, already resolved.
+    pub(crate) fn identity(
+        mut self,
+        service: Option<Service>,
+        gcp_project: Option<String>,
+    ) -> Self {
+        self.service = service;
+        self.gcp_project = gcp_project;
+        self.encode_constant();
+        self
+    }
+
+    /// The service identity written on every line (see [`Service`]), in
+    /// this layer's format's names. Encoded once, here. A service without
+    /// an instance id gets a random one (a UUID, one per call).
+    ///
+    /// ```
+    /// use corrlog::{fmt::Service, output::Capture, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let capture = Capture::new();
+    /// let layer = LogLayer::datadog(capture.clone())
+    ///     .service(Service::new("orders").version("1.4.2").environment("staging"));
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info!("ready");
+    /// });
+    /// let line: serde_json::Value = serde_json::from_str(&capture.lines()[0]).unwrap();
+    /// assert_eq!(line["service"], "orders");
+    /// assert_eq!(line["version"], "1.4.2");
+    /// assert_eq!(line["env"], "staging");
+    /// assert_eq!(line["instance_id"].as_str().unwrap().len(), 36);
+    /// ```
+    #[must_use]
+    pub fn service(mut self, service: Service) -> Self {
+        let service = (!service.is_empty()).then(|| service.with_default_instance());
+        let project = self.gcp_project.take();
+        self.identity(service, project)
+    }
+
+    /// Whether a panic on a thread using this layer is written as one
+    /// ERROR line (target `corrlog::panic`) with its message, location,
+    /// thread, backtrace (when `RUST_BACKTRACE` asks for one) and the
+    /// request's ids. On by default; takes effect once
+    /// [`install_panic_hook`](crate::install_panic_hook) has run (the
+    /// [builder](crate::Builder) does that).
+    #[must_use]
+    pub fn panic_lines(mut self, on: bool) -> Self {
+        self.panic_lines = on;
+        self
     }
 
     /// Replaces the clock, e.g. with a fixed time for exact test output.
@@ -179,6 +327,7 @@ struct Scratch {
     event_fields: Vec<u8>,
     span_fields: Vec<u8>,
     keys: Vec<&'static str>,
+    nested: Vec<u8>,
     clock: TimestampCache,
 }
 
@@ -189,6 +338,7 @@ impl Scratch {
             &mut self.message,
             &mut self.event_fields,
             &mut self.span_fields,
+            &mut self.nested,
         ] {
             buf.clear();
             if buf.capacity() > KEEP_CAPACITY {
@@ -215,6 +365,7 @@ impl<W: Sink> LogLayer<W> {
             event_fields,
             span_fields,
             keys,
+            nested,
             clock,
         } = s;
         let style = self.style;
@@ -240,6 +391,7 @@ impl<W: Sink> LogLayer<W> {
         {
             keys.push("headers");
         }
+        let special = meta.target() == ACCESS_TARGET || meta.target() == PANIC_TARGET;
         event.record(&mut FieldVisitor {
             fields: event_fields,
             message: Some(message),
@@ -247,6 +399,9 @@ impl<W: Sink> LogLayer<W> {
             style,
             skip_log_fields: from_log,
             policy: &self.redaction,
+            special,
+            nested: Some(nested),
+            target: Target::default(),
         });
 
         // Span fields, innermost first, each key once; remember the request
@@ -281,8 +436,10 @@ impl<W: Sink> LogLayer<W> {
                 logger: meta.target(),
                 request: current.or(span_request.as_ref()),
                 fields: &[span_fields, event_fields],
+                nested,
                 keys,
                 policy: &self.redaction,
+                constant: &self.constant,
             };
             style.write_line(line, clock, &parts);
         });
@@ -301,8 +458,10 @@ impl<W: Sink> LogLayer<W> {
                 logger: meta.target(),
                 request,
                 fields: &[],
+                nested: &[],
                 keys: &[],
                 policy: &self.redaction,
+                constant: &self.constant,
             };
             self.style
                 .write_line(&mut line, &mut TimestampCache::default(), &parts);
@@ -342,6 +501,10 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let panic_line = event.metadata().target() == PANIC_TARGET;
+        if panic_line && !self.panic_lines {
+            return;
+        }
         let result = catch_panic(|| {
             SCRATCH.with(|cell| match cell.try_borrow_mut() {
                 Ok(mut scratch) => {
@@ -359,6 +522,9 @@ where
         });
         if result.is_err() {
             self.write_fallback(event);
+        }
+        if panic_line {
+            mark_panic_line_written();
         }
     }
 }

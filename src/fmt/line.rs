@@ -9,18 +9,56 @@ use std::time::SystemTime;
 
 use tracing::Level;
 
-use super::escape::write_str_bounded;
+use super::escape::{escape_into, write_str_bounded};
 use super::redact::{redact_url, Redaction, Verdict, MASK};
+use super::service::Service;
 use super::time::TimestampCache;
-use super::{json, pretty};
+use super::{datadog, ecs, gcp, json, pretty};
 use crate::context::{BoundField, FieldValue, RequestContext, ACCESS_TARGET};
 
-/// How a line is laid out: one JSON object, or a human-readable console
-/// line (`key=value` pairs with JSON values, optionally coloured).
+/// How a line is laid out: one JSON object (corrlog's own keys or a
+/// vendor's), or a human-readable console line (`key=value` pairs with
+/// JSON values, optionally coloured).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Style {
     Json,
-    Pretty { color: bool },
+    Pretty {
+        color: bool,
+    },
+    /// Elastic Common Schema.
+    Ecs,
+    /// Google Cloud Logging's structured logging.
+    Gcp,
+    /// Datadog's reserved and standard attributes.
+    Datadog,
+}
+
+/// What a layer writes on every line, encoded once when it is made.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Constant {
+    /// The [`Service`](super::Service) fields, in the layer's style.
+    pub(crate) service: Box<[u8]>,
+    /// Cloud Logging: `projects/<id>/traces/`, escaped; empty when no
+    /// project is configured.
+    pub(crate) trace_prefix: Box<[u8]>,
+}
+
+impl Constant {
+    /// The constant part of `style`'s lines.
+    pub(crate) fn new(style: Style, service: Option<&Service>, gcp_project: Option<&str>) -> Self {
+        Constant {
+            service: service.map(|s| s.encode(style)).unwrap_or_default(),
+            trace_prefix: match (gcp_project, style) {
+                (Some(project), Style::Gcp) => {
+                    let mut prefix = b"projects/".to_vec();
+                    escape_into(&mut prefix, project);
+                    prefix.extend_from_slice(b"/traces/");
+                    prefix.into_boxed_slice()
+                }
+                _ => Box::default(),
+            },
+        }
+    }
 }
 
 /// One line's parts, ready to lay out.
@@ -35,9 +73,34 @@ pub(crate) struct Line<'a> {
     /// Fields already written in this style (`,"key":value` or
     /// ` key=value`), in order.
     pub(crate) fields: &'a [&'a [u8]],
+    /// Access-line fields a format nests in one object (Cloud Logging's
+    /// `httpRequest`), written like `fields`.
+    pub(crate) nested: &'a [u8],
     /// The keys in `fields`: a bound field of the same name is left out.
     pub(crate) keys: &'a [&'static str],
     pub(crate) policy: &'a Redaction,
+    pub(crate) constant: &'a Constant,
+}
+
+/// How a format writes an access-line field under its own name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccessField {
+    pub(crate) key: &'static str,
+    pub(crate) unit: Unit,
+    /// Goes in the format's nested object ([`Line::nested`]).
+    pub(crate) nested: bool,
+}
+
+/// How an access-line value is converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Same,
+    /// Milliseconds (a float) to whole nanoseconds.
+    MsToNanos,
+    /// Milliseconds (a float) to a protobuf duration string, `"0.012345s"`.
+    MsToSeconds,
+    /// An integer as a string (protobuf's JSON form of an `int64`).
+    Quoted,
 }
 
 impl Style {
@@ -46,16 +109,65 @@ impl Style {
         match self {
             Style::Json => json::write_line(out, clock, line),
             Style::Pretty { color } => pretty::write_line(out, clock, line, color),
+            Style::Ecs => ecs::write_line(out, clock, line),
+            Style::Gcp => gcp::write_line(out, clock, line),
+            Style::Datadog => datadog::write_line(out, clock, line),
         }
     }
 
-    /// Starts a user field: `,"key":` or ` key=`.
+    /// Starts a user field: `,"key":` or ` key=`, a key the format
+    /// reserves renamed `fields.<key>`.
     pub(crate) fn key(self, out: &mut Vec<u8>, key: &str) {
         match self {
-            Style::Json => json::key(out, key),
+            Style::Json => json::key(out, key, json::is_reserved),
             Style::Pretty { color } => pretty::key(out, key, color),
+            Style::Ecs => json::key(out, key, ecs::is_reserved),
+            Style::Gcp => json::key(out, key, gcp::is_reserved),
+            Style::Datadog => json::key(out, key, datadog::is_reserved),
         }
     }
+
+    /// Starts one of corrlog's own fields, never renamed.
+    pub(crate) fn raw_key(self, out: &mut Vec<u8>, key: &str) {
+        match self {
+            Style::Pretty { color } => pretty::key(out, key, color),
+            _ => json::key(out, key, |_| false),
+        }
+    }
+
+    /// The name and unit this format gives an access-line field, when it
+    /// has one of its own.
+    pub(crate) fn access_field(self, name: &str) -> Option<AccessField> {
+        match self {
+            Style::Json | Style::Pretty { .. } => None,
+            Style::Ecs => ecs::access_field(name),
+            Style::Gcp => gcp::access_field(name),
+            Style::Datadog => datadog::access_field(name),
+        }
+    }
+}
+
+/// Appends what ends every JSON-family line after its ids: the request's
+/// bound fields, the fields, the access line's headers, the nested object
+/// named `nested_key` if any field went there, the service fields, `}` and
+/// a newline.
+pub(crate) fn write_json_tail(out: &mut Vec<u8>, style: Style, line: &Line<'_>, nested_key: &[u8]) {
+    if let Some(rc) = line.request {
+        write_bound_fields(out, style, rc, line.keys, line.policy);
+    }
+    for fields in line.fields {
+        out.extend_from_slice(fields);
+    }
+    write_access_headers(out, style, line);
+    if let Some(body) = line.nested.get(1..) {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(nested_key);
+        out.extend_from_slice(b"\":{");
+        out.extend_from_slice(body);
+        out.push(b'}');
+    }
+    out.extend_from_slice(&line.constant.service);
+    out.extend_from_slice(b"}\n");
 }
 
 pub(crate) fn level_name(level: Level) -> &'static [u8] {

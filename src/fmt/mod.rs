@@ -104,16 +104,21 @@
 //! assert!(!policy.is_secret_field("order_id"));
 //! ```
 
+mod datadog;
+mod ecs;
 pub(crate) mod escape;
+mod gcp;
 pub(crate) mod json;
 pub(crate) mod layer;
 pub(crate) mod line;
 mod pretty;
 mod redact;
+mod service;
 mod sink;
 mod span_fields;
 pub(crate) mod time;
 mod visitor;
 
 pub use self::redact::{redact_url, Redaction, DEFAULT_MAX_VALUE_BYTES, MASK};
+pub use self::service::Service;
 pub use self::sink::Sink;

@@ -6,7 +6,7 @@
 use tracing::Level;
 
 use super::escape::escape_into;
-use super::json::RESERVED_KEYS;
+use super::json::is_reserved;
 use super::line::{level_name, write_access_headers, write_bound_fields, Line, Style};
 use super::time::TimestampCache;
 
@@ -73,6 +73,7 @@ pub(crate) fn write_line(
         out.extend_from_slice(fields);
     }
     write_access_headers(out, Style::Pretty { color }, line);
+    out.extend_from_slice(&line.constant.service);
     out.push(b'\n');
 }
 
@@ -80,7 +81,7 @@ pub(crate) fn write_line(
 pub(crate) fn key(out: &mut Vec<u8>, key: &str, color: bool) {
     out.push(b' ');
     painted(out, color, DIM, |out| {
-        if RESERVED_KEYS.contains(&key) {
+        if is_reserved(key) {
             out.extend_from_slice(b"fields.");
         }
         escape_into(out, key);

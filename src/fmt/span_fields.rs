@@ -10,7 +10,7 @@ use tracing_subscriber::registry::ExtensionsMut;
 use super::json;
 use super::line::Style;
 use super::redact::Redaction;
-use super::visitor::FieldVisitor;
+use super::visitor::{FieldVisitor, Target};
 
 /// A span's fields, encoded once as `(key, json value)` pairs.
 ///
@@ -83,9 +83,12 @@ impl SpanVisitor<'_> {
             style: Style::Json,
             skip_log_fields: false,
             policy: self.policy,
+            special: false,
+            nested: None,
+            target: Target::default(),
         });
         let mut prefix = Vec::new();
-        json::key(&mut prefix, field.name());
+        json::key(&mut prefix, field.name(), json::is_reserved);
         let value: Box<[u8]> = self.buf.get(prefix.len()..).unwrap_or_default().into();
         match self.entries.iter_mut().find(|(k, _)| *k == field.name()) {
             Some(entry) => entry.1 = value,

@@ -8,7 +8,7 @@ use tracing::field::{Field, Visit};
 
 use super::escape::{escape_bounded, write_debug, write_display, EscapingWriter};
 use super::json::{write_bool, write_f64, write_i64, write_u64};
-use super::line::{write_mask, Style};
+use super::line::{write_mask, Style, Unit};
 use super::redact::{redact_url, Redaction, Verdict};
 
 /// Writes the fields of one event or span as `,"key":value` pairs into
@@ -29,6 +29,19 @@ pub(crate) struct FieldVisitor<'a> {
     pub(crate) skip_log_fields: bool,
     /// Secret fields, URL fields, value size.
     pub(crate) policy: &'a Redaction,
+    /// Whether the format's own names apply (access and panic lines).
+    pub(crate) special: bool,
+    /// Where fields the format nests go (Cloud Logging's `httpRequest`).
+    pub(crate) nested: Option<&'a mut Vec<u8>>,
+    /// Where the current field goes, and how its value is converted.
+    pub(crate) target: Target,
+}
+
+/// Where the field being written goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Target {
+    nested: bool,
+    unit: Option<Unit>,
 }
 
 /// Field names are `&'static str`: remember each one's verdict per thread
@@ -58,16 +71,37 @@ fn cached_verdict(policy: &Redaction, name: &'static str) -> Verdict {
 }
 
 impl FieldVisitor<'_> {
+    /// Where the current field's bytes go.
+    fn out(&mut self) -> &mut Vec<u8> {
+        match &mut self.nested {
+            Some(nested) if self.target.nested => nested,
+            _ => self.fields,
+        }
+    }
+
     /// Writes the key; returns how to write the value, or `None` to skip.
     fn key(&mut self, field: &Field) -> Option<Verdict> {
         if self.skip_log_fields && field.name().starts_with("log.") {
             return None;
         }
         self.keys.push(field.name());
-        self.style.key(self.fields, field.name());
+        let special = if self.special {
+            self.style.access_field(field.name())
+        } else {
+            None
+        };
+        self.target = Target {
+            nested: special.is_some_and(|s| s.nested) && self.nested.is_some(),
+            unit: special.map(|s| s.unit),
+        };
+        let style = self.style;
+        match special {
+            Some(special) => style.raw_key(self.out(), special.key),
+            None => style.key(self.out(), field.name()),
+        }
         let verdict = cached_verdict(self.policy, field.name());
         if verdict == Verdict::Secret {
-            write_mask(self.fields);
+            write_mask(self.out());
             return None;
         }
         Some(verdict)
@@ -75,13 +109,46 @@ impl FieldVisitor<'_> {
 
     fn text(&mut self, verdict: Verdict, value: &str) {
         let max = self.policy.max_bytes();
-        self.fields.push(b'"');
-        if verdict == Verdict::Url {
-            escape_bounded(self.fields, &redact_url(self.policy, value), max);
-        } else {
-            escape_bounded(self.fields, value, max);
+        let url = (verdict == Verdict::Url).then(|| redact_url(self.policy, value));
+        let out = self.out();
+        out.push(b'"');
+        escape_bounded(out, url.as_deref().unwrap_or(value), max);
+        out.push(b'"');
+    }
+
+    /// Writes a number, converted as the format asks.
+    fn number(&mut self, value: Number) {
+        let unit = self.target.unit;
+        let out = self.out();
+        match (unit, value) {
+            (Some(Unit::MsToNanos), Number::F64(ms)) if ms.is_finite() && ms >= 0.0 => {
+                write_u64(out, (ms * 1e6).round() as u64);
+            }
+            (Some(Unit::MsToSeconds), Number::F64(ms)) if ms.is_finite() && ms >= 0.0 => {
+                let micros = (ms * 1e3).round() as u64;
+                out.push(b'"');
+                write_u64(out, micros / 1_000_000);
+                let frac = micros % 1_000_000;
+                out.push(b'.');
+                let digits = itoa::Buffer::new().format(frac).len();
+                out.extend(std::iter::repeat_n(b'0', 6 - digits));
+                write_u64(out, frac);
+                out.extend_from_slice(b"s\"");
+            }
+            (Some(Unit::Quoted), Number::U64(n)) => {
+                out.push(b'"');
+                write_u64(out, n);
+                out.push(b'"');
+            }
+            (Some(Unit::Quoted), Number::I64(n)) => {
+                out.push(b'"');
+                write_i64(out, n);
+                out.push(b'"');
+            }
+            (_, Number::F64(n)) => write_f64(out, n),
+            (_, Number::I64(n)) => write_i64(out, n),
+            (_, Number::U64(n)) => write_u64(out, n),
         }
-        self.fields.push(b'"');
     }
 
     fn message(&mut self, field: &Field, value: &dyn fmt::Debug) -> bool {
@@ -101,6 +168,14 @@ impl FieldVisitor<'_> {
     }
 }
 
+/// A number as `tracing` recorded it.
+#[derive(Clone, Copy)]
+enum Number {
+    F64(f64),
+    I64(i64),
+    U64(u64),
+}
+
 macro_rules! scalar {
     ($self:ident, $field:ident, $write:expr) => {
         if $self.key($field).is_some() {
@@ -111,19 +186,19 @@ macro_rules! scalar {
 
 impl Visit for FieldVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        scalar!(self, field, write_f64(self.fields, value));
+        scalar!(self, field, self.number(Number::F64(value)));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        scalar!(self, field, write_i64(self.fields, value));
+        scalar!(self, field, self.number(Number::I64(value)));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        scalar!(self, field, write_u64(self.fields, value));
+        scalar!(self, field, self.number(Number::U64(value)));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
         scalar!(
             self,
             field,
-            self.fields
+            self.out()
                 .extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
         );
     }
@@ -131,12 +206,12 @@ impl Visit for FieldVisitor<'_> {
         scalar!(
             self,
             field,
-            self.fields
+            self.out()
                 .extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
         );
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        scalar!(self, field, write_bool(self.fields, value));
+        scalar!(self, field, write_bool(self.out(), value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
@@ -152,7 +227,10 @@ impl Visit for FieldVisitor<'_> {
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         match self.key(field) {
             Some(Verdict::Url) => self.text(Verdict::Url, &value.to_string()),
-            Some(_) => write_display(self.fields, value, self.policy.max_bytes()),
+            Some(_) => {
+                let max = self.policy.max_bytes();
+                write_display(self.out(), value, max);
+            }
             None => {}
         }
     }
@@ -163,7 +241,10 @@ impl Visit for FieldVisitor<'_> {
         match self.key(field) {
             // A URL must be seen whole to be cleaned: format it first.
             Some(Verdict::Url) => self.text(Verdict::Url, &format!("{value:?}")),
-            Some(_) => write_debug(self.fields, value, self.policy.max_bytes()),
+            Some(_) => {
+                let max = self.policy.max_bytes();
+                write_debug(self.out(), value, max);
+            }
             None => {}
         }
     }

@@ -5,6 +5,7 @@ use std::env;
 
 use super::{Builder, Format, Output};
 use crate::error::{Error, ErrorKind};
+use crate::fmt::Service;
 use crate::output::Backpressure;
 
 impl Builder {
@@ -14,7 +15,16 @@ impl Builder {
                 "json" => Format::Json,
                 "pretty" => Format::Pretty,
                 "auto" => Format::Auto,
-                _ => return Err(invalid_env("CORRLOG_FORMAT", v, "json, pretty or auto")),
+                "ecs" => Format::Ecs,
+                "gcp" => Format::Gcp,
+                "datadog" => Format::Datadog,
+                _ => {
+                    return Err(invalid_env(
+                        "CORRLOG_FORMAT",
+                        v,
+                        "json, pretty, auto, ecs, gcp or datadog",
+                    ))
+                }
             };
         }
         for var in ["CORRLOG_LEVEL", "RUST_LOG"] {
@@ -42,8 +52,85 @@ impl Builder {
                 .filter(|&n: &usize| n > 0)
                 .ok_or_else(|| invalid_env("CORRLOG_QUEUE_BYTES", v, "a positive byte count"))?;
         }
+        self.service.merge(service_from_env()?);
+        if let Some(project) = env_var("GOOGLE_CLOUD_PROJECT") {
+            self.gcp_project = Some(project.trim().to_owned());
+        }
         Ok(())
     }
+}
+
+/// The service fields `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`
+/// set, as the OpenTelemetry SDKs read them: the first wins over a
+/// `service.name` in the second.
+fn service_from_env() -> Result<Service, Error> {
+    let mut service = Service::default();
+    if let Some(v) = env_var(RESOURCE_VAR) {
+        let attributes = parse_resource_attributes(&v)
+            .map_err(|expected| invalid_env(RESOURCE_VAR, v.clone(), expected))?;
+        for (key, value) in attributes {
+            let field = match key.as_str() {
+                "service.name" => &mut service.name,
+                "service.version" => &mut service.version,
+                "service.instance.id" => &mut service.instance_id,
+                "deployment.environment.name" => &mut service.environment,
+                _ => continue,
+            };
+            *field = Some(value);
+        }
+    }
+    if let Some(name) = env_var("OTEL_SERVICE_NAME") {
+        service.name = Some(name.trim().to_owned());
+    }
+    Ok(service)
+}
+
+const RESOURCE_VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
+
+/// What a malformed `OTEL_RESOURCE_ATTRIBUTES` should have been.
+const RESOURCE_FORMAT: &str =
+    "comma-separated key=value pairs, values percent-encoded (service.name=orders,service.version=1.4.2)";
+
+/// Parses `key=value,key=value` (the OpenTelemetry resource format, values
+/// percent-encoded like W3C baggage). Spaces around keys and values are
+/// dropped; an empty member (`a=1,,b=2`) is skipped.
+pub(super) fn parse_resource_attributes(text: &str) -> Result<Vec<(String, String)>, &'static str> {
+    let mut out = Vec::new();
+    for member in text.split(',') {
+        if member.trim().is_empty() {
+            continue;
+        }
+        let (key, value) = member.split_once('=').ok_or(RESOURCE_FORMAT)?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(RESOURCE_FORMAT);
+        }
+        let value = percent_decode(value.trim()).ok_or(RESOURCE_FORMAT)?;
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+/// Decodes `%XX` escapes; `None` for a broken escape or text that is not
+/// UTF-8 once decoded.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A variable's value, unless unset or blank.

@@ -15,8 +15,8 @@ use self::env::invalid_env;
 pub use self::signal::shutdown_signal;
 use crate::error::{Error, ErrorKind};
 use crate::fmt::layer::LogLayer;
-use crate::fmt::line::Style;
-use crate::fmt::Redaction;
+use crate::fmt::line::{Constant, Style};
+use crate::fmt::{Redaction, Service};
 use crate::http::layer::RequestLayer;
 use crate::output::{
     Backpressure, Pipeline, PipelineGuard, RollingFile, RollingFileBuilder, ShutdownReport, Stats,
@@ -56,6 +56,14 @@ pub enum Format {
     Pretty,
     /// Pretty when the output is a terminal, JSON otherwise.
     Auto,
+    /// Elastic Common Schema lines, as Elastic's ecs-logging libraries
+    /// write them (see [`LogLayer::ecs`]).
+    Ecs,
+    /// Google Cloud Logging structured lines (see [`LogLayer::gcp`] and
+    /// [`Builder::gcp_project`]).
+    Gcp,
+    /// Datadog lines (see [`LogLayer::datadog`]).
+    Datadog,
 }
 
 /// Where lines go.
@@ -158,13 +166,16 @@ impl Output {
 ///
 /// | variable | values | overrides |
 /// |---|---|---|
-/// | `CORRLOG_FORMAT` | `json`, `pretty`, `auto` | [`Builder::format`] |
+/// | `CORRLOG_FORMAT` | `json`, `pretty`, `auto`, `ecs`, `gcp`, `datadog` | [`Builder::format`] |
 /// | `CORRLOG_LEVEL` | a filter: `info`, `warn,orders=debug` | [`Builder::level`] |
 /// | `RUST_LOG` | the same, used when `CORRLOG_LEVEL` is unset | [`Builder::level`] |
 /// | `CORRLOG_FILE` | a path | output: [`Output::file`] there (rotating at 100 MiB, 10 old files kept) |
 /// | `CORRLOG_BACKPRESSURE` | `block`, `drop` | [`Builder::backpressure`] |
 /// | `CORRLOG_QUEUE_BYTES` | a byte count | [`Builder::queue_bytes`] |
 /// | `NO_COLOR` | any value | turns colour off in pretty output |
+/// | `OTEL_SERVICE_NAME` | a name | the service name of [`Builder::service`] |
+/// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, values percent-encoded | `service.name` (when `OTEL_SERVICE_NAME` is unset), `service.version`, `service.instance.id` and `deployment.environment.name` of [`Builder::service`]; other keys are ignored |
+/// | `GOOGLE_CLOUD_PROJECT` | a project id | [`Builder::gcp_project`] |
 ///
 /// A value corrlog cannot use (a typo in `RUST_LOG` too) makes `init` and
 /// `build` return an [`Error`] naming the variable, so a misconfigured
@@ -186,6 +197,9 @@ pub struct Builder {
     flush_on_panic: bool,
     layer: RequestLayer,
     redaction: Redaction,
+    service: Service,
+    gcp_project: Option<String>,
+    panic_lines: Option<bool>,
     use_env: bool,
 }
 
@@ -207,6 +221,9 @@ pub fn builder() -> Builder {
         flush_on_panic: true,
         layer: RequestLayer::new(),
         redaction: Redaction::default(),
+        service: Service::default(),
+        gcp_project: None,
+        panic_lines: None,
         use_env: true,
     }
 }
@@ -398,8 +415,58 @@ impl Builder {
         self
     }
 
-    /// Whether the `CORRLOG_*`, `RUST_LOG` and `NO_COLOR` variables
-    /// override the code. On by default.
+    /// Which service, version, instance and environment wrote each line
+    /// (see [`Service`]); the `OTEL_SERVICE_NAME` and
+    /// `OTEL_RESOURCE_ATTRIBUTES` variables override it field by field.
+    /// Unset by default: lines name no service unless one is set here or
+    /// in the environment. A service without an instance id gets a random
+    /// one, made once at start.
+    ///
+    /// ```
+    /// use corrlog::fmt::Service;
+    ///
+    /// let builder = corrlog::builder()
+    ///     .service(Service::new("orders").version(env!("CARGO_PKG_VERSION")));
+    /// # drop(builder);
+    /// ```
+    pub fn service(mut self, service: Service) -> Self {
+        self.service = service;
+        self
+    }
+
+    /// The Google Cloud project whose Cloud Trace holds the traces: with
+    /// [`Format::Gcp`], lines then carry
+    /// `logging.googleapis.com/trace` as
+    /// `projects/<project_id>/traces/<trace_id>`. `GOOGLE_CLOUD_PROJECT`
+    /// overrides it.
+    ///
+    /// ```
+    /// let builder = corrlog::builder().format(corrlog::Format::Gcp).gcp_project("my-project");
+    /// # drop(builder);
+    /// ```
+    pub fn gcp_project(mut self, project_id: impl Into<String>) -> Self {
+        self.gcp_project = Some(project_id.into());
+        self
+    }
+
+    /// Whether a panic is written as one ERROR line in the configured
+    /// format, instead of the standard library's multi-line text on stderr
+    /// (see [`crate::install_panic_hook`] for what the line holds and how
+    /// other hooks are kept). On by default for JSON and the vendor
+    /// formats, off for pretty lines, where the usual text reads better.
+    ///
+    /// ```
+    /// let builder = corrlog::builder().panic_lines(false);
+    /// # drop(builder);
+    /// ```
+    pub fn panic_lines(mut self, on: bool) -> Self {
+        self.panic_lines = Some(on);
+        self
+    }
+
+    /// Whether the `CORRLOG_*`, `OTEL_*`, `GOOGLE_CLOUD_PROJECT`,
+    /// `RUST_LOG` and `NO_COLOR` variables override the code. On by
+    /// default.
     ///
     /// ```
     /// let builder = corrlog::builder().use_env(false);
@@ -450,30 +517,40 @@ impl Builder {
             })?;
         let terminal = self.output.is_terminal();
         let color = terminal && !(self.use_env && std::env::var_os("NO_COLOR").is_some());
-        let pretty = match self.format {
-            Format::Json => false,
-            Format::Pretty => true,
-            Format::Auto => terminal,
+        let style = match self.format {
+            Format::Json => Style::Json,
+            Format::Pretty => Style::Pretty { color },
+            Format::Auto if terminal => Style::Pretty { color },
+            Format::Auto => Style::Json,
+            Format::Ecs => Style::Ecs,
+            Format::Gcp => Style::Gcp,
+            Format::Datadog => Style::Datadog,
         };
+        let panic_lines = self
+            .panic_lines
+            .unwrap_or(!matches!(style, Style::Pretty { .. }));
+        let service = (!self.service.is_empty()).then(|| self.service.with_default_instance());
+        let constant = Constant::new(style, service.as_ref(), self.gcp_project.as_deref());
         let output: Box<dyn Write + Send> = match self.output {
             Output::Stdout => Box::new(io::stdout()),
             Output::Stderr => Box::new(io::stderr()),
             Output::File(file) => Box::new(file.open()?),
             Output::Writer(w) => w,
         };
-        let style = if pretty {
-            Style::Pretty { color }
-        } else {
-            Style::Json
-        };
         let (pipeline, guard) = Pipeline::builder(output)
             .queue_bytes(self.queue_bytes)
-            .report_style(style)
+            .report_style(style, constant)
             .backpressure(self.backpressure)
             .fallback_to_stderr(self.fallback_to_stderr)
             .flush_on_panic(self.flush_on_panic)
             .start();
-        let layer = LogLayer::with_style(pipeline, style).redaction(self.redaction);
+        if panic_lines {
+            crate::panic::install_panic_hook();
+        }
+        let layer = LogLayer::with_style(pipeline, style)
+            .redaction(self.redaction)
+            .identity(service, self.gcp_project)
+            .panic_lines(panic_lines);
         let subscriber = tracing_subscriber::registry().with(filter).with(layer);
         Ok((
             subscriber,

@@ -15,7 +15,7 @@ mod writer;
 
 use self::state::{wait_for, Deadline, Intake, Shared, State};
 use self::writer::Writer;
-use crate::fmt::line::Style;
+use crate::fmt::line::{Constant, Style};
 use crate::fmt::time::TimestampCache;
 use crate::fmt::Redaction;
 
@@ -195,6 +195,7 @@ pub struct PipelineBuilder {
     flush_on_panic: bool,
     linger: Duration,
     style: Style,
+    constant: Constant,
 }
 
 /// The default [`PipelineBuilder::batch_delay`].
@@ -295,8 +296,9 @@ impl PipelineBuilder {
 
     /// Lays out the in-band report of dropped lines like the pipeline's
     /// other lines (pretty on a console).
-    pub(crate) fn report_style(mut self, style: Style) -> Self {
+    pub(crate) fn report_style(mut self, style: Style, constant: Constant) -> Self {
         self.style = style;
+        self.constant = constant;
         self
     }
 
@@ -314,6 +316,7 @@ impl PipelineBuilder {
             fallback_to_stderr: self.fallback_to_stderr,
             linger: self.linger,
             style: self.style,
+            constant: self.constant,
             report_policy: Redaction::default(),
             last_error_report: None,
             errors_since_report: 0,
@@ -361,6 +364,7 @@ impl Pipeline {
             flush_on_panic: true,
             linger: DEFAULT_BATCH_DELAY,
             style: Style::Json,
+            constant: Constant::default(),
         }
     }
 

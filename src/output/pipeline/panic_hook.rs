@@ -1,12 +1,11 @@
-//! One process-wide panic hook that writes out what every pipeline has
-//! queued before the panic message is printed and the process, perhaps,
-//! dies.
+//! What corrlog's panic hook does for the pipelines: write out what every
+//! one has queued before the process, perhaps, dies.
 
-use std::sync::{Arc, Mutex, Once, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::state::{Deadline, Shared};
-use crate::panic::panic_is_caught;
+use crate::panic::{install_hook, panic_is_caught};
 
 #[cfg(test)]
 thread_local! {
@@ -25,10 +24,10 @@ pub(super) const PANIC_FLUSH_WAIT: Duration = Duration::from_millis(500);
 /// another panic hook ends it), so only a short wait.
 pub(super) const CAUGHT_PANIC_FLUSH_WAIT: Duration = Duration::from_millis(20);
 
-/// Registers a pipeline with the panic hook, installing the hook the first
-/// time (one hook for all pipelines, chained to the one found then).
+/// Registers a pipeline with corrlog's panic hook (installed the first
+/// time; see [`crate::install_panic_hook`]), which flushes it after the
+/// panic line is written.
 pub(super) fn install(shared: Weak<Shared>) {
-    static INSTALL: Once = Once::new();
     {
         let mut list = PANIC_FLUSHED
             .lock()
@@ -36,32 +35,31 @@ pub(super) fn install(shared: Weak<Shared>) {
         list.retain(|p| p.strong_count() > 0);
         list.push(shared);
     }
-    INSTALL.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let wait = if panic_is_caught() {
-                CAUGHT_PANIC_FLUSH_WAIT
-            } else {
-                PANIC_FLUSH_WAIT
-            };
-            #[cfg(test)]
-            let _ = HOOK_WAIT.try_with(|w| w.set(Some(wait)));
-            let deadline = Deadline::after(wait);
-            // Never block on the list's lock: the panicking thread may be
-            // the one holding it.
-            let live: Vec<Arc<Shared>> = match PANIC_FLUSHED.try_lock() {
-                Ok(list) => list.iter().filter_map(Weak::upgrade).collect(),
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned
-                    .into_inner()
-                    .iter()
-                    .filter_map(Weak::upgrade)
-                    .collect(),
-                Err(std::sync::TryLockError::WouldBlock) => Vec::new(),
-            };
-            for shared in live {
-                shared.flush_from_panic(deadline);
-            }
-            previous(info);
-        }));
-    });
+    install_hook(Some(flush_all));
+}
+
+/// Writes out what every registered pipeline holds, waiting a bounded time.
+fn flush_all() {
+    let wait = if panic_is_caught() {
+        CAUGHT_PANIC_FLUSH_WAIT
+    } else {
+        PANIC_FLUSH_WAIT
+    };
+    #[cfg(test)]
+    let _ = HOOK_WAIT.try_with(|w| w.set(Some(wait)));
+    let deadline = Deadline::after(wait);
+    // Never block on the list's lock: the panicking thread may be the one
+    // holding it.
+    let live: Vec<Arc<Shared>> = match PANIC_FLUSHED.try_lock() {
+        Ok(list) => list.iter().filter_map(Weak::upgrade).collect(),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned
+            .into_inner()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect(),
+        Err(std::sync::TryLockError::WouldBlock) => Vec::new(),
+    };
+    for shared in live {
+        shared.flush_from_panic(deadline);
+    }
 }

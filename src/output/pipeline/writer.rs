@@ -9,7 +9,7 @@ use tracing::Level;
 
 use super::state::{batch_bytes, wait_for, Intake, Shared, WriterState};
 use crate::fmt::json;
-use crate::fmt::line::{Line, Style};
+use crate::fmt::line::{Constant, Line, Style};
 use crate::fmt::time::TimestampCache;
 use crate::fmt::Redaction;
 
@@ -26,6 +26,8 @@ pub(super) struct Writer {
     pub(super) linger: Duration,
     /// How the in-band drop report is laid out.
     pub(super) style: Style,
+    /// What the layer writes on every line (the service fields).
+    pub(super) constant: Constant,
     /// Unused by the report (it has no user fields), which every line needs.
     pub(super) report_policy: Redaction,
     pub(super) last_error_report: Option<Instant>,
@@ -161,8 +163,10 @@ impl Writer {
             logger: "corrlog",
             request: None,
             fields: &[&count],
+            nested: &[],
             keys: &[],
             policy: &self.report_policy,
+            constant: &self.constant,
         };
         self.style.write_line(&mut line, &mut self.clock, &parts);
         match self.output.write_all(&line) {
