@@ -93,8 +93,8 @@ fn write_panic_line(info: &PanicHookInfo<'_>) -> bool {
         .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
     let thread = std::thread::current();
     let backtrace = Backtrace::capture();
-    let backtrace =
-        (backtrace.status() == BacktraceStatus::Captured).then(|| backtrace.to_string());
+    let backtrace = (backtrace.status() == BacktraceStatus::Captured)
+        .then(|| from_panic_site(&backtrace.to_string()).to_owned());
     let _ = LINE_WRITTEN.try_with(|w| w.set(false));
     let thread_name = thread.name().unwrap_or("<unnamed>");
     tracing::event!(
@@ -106,6 +106,37 @@ fn write_panic_line(info: &PanicHookInfo<'_>) -> bool {
         "{message}"
     );
     LINE_WRITTEN.try_with(Cell::get).unwrap_or(false)
+}
+
+/// The backtrace from the code that panicked on: without the frames of
+/// this hook and of the standard library's panic machinery above it, as
+/// the default hook's short backtrace shows it.
+fn from_panic_site(backtrace: &str) -> &str {
+    const MACHINERY: [&str; 3] = [
+        "rust_begin_unwind",
+        "core::panicking::panic",
+        "std::panicking::begin_panic",
+    ];
+    let mut start = 0;
+    let mut seen = false;
+    let mut offset = 0;
+    for line in backtrace.split_inclusive('\n') {
+        let frame = line.trim_start();
+        let is_frame = frame
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if is_frame {
+            let machinery = MACHINERY.iter().any(|m| frame.contains(m));
+            if machinery {
+                seen = true;
+            } else if seen {
+                start = offset;
+                break;
+            }
+        }
+        offset += line.len();
+    }
+    &backtrace[start..]
 }
 
 /// Tells the hook that a line layer wrote the panic line.
@@ -167,6 +198,24 @@ fn payload_message(payload: &(dyn Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backtrace_starts_at_the_panic_site() {
+        let bt =
+            "   0: corrlog::panic::write_panic_line\n             at ./src/panic.rs:95:21\n   \
+                  1: std::panicking::rust_panic_with_hook\n   \
+                  2: __rustc::rust_begin_unwind\n             at /rustc/x/panicking.rs:689:5\n   \
+                  3: core::panicking::panic_fmt\n   \
+                  4: demo::app::boom\n             at ./examples/demo/app.rs:257:5\n   \
+                  5: core::panicking::panic_fmt\n";
+        assert_eq!(
+            from_panic_site(bt),
+            "   4: demo::app::boom\n             at ./examples/demo/app.rs:257:5\n   5: core::panicking::panic_fmt\n"
+        );
+        // Without the machinery's frames, everything is kept.
+        let plain = "   0: app::main\n   1: std::rt::lang_start\n";
+        assert_eq!(from_panic_site(plain), plain);
+    }
 
     #[test]
     fn a_caught_panic_is_known_to_be_caught_only_inside() {

@@ -20,6 +20,7 @@ mod app;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use corrlog::fmt::Service;
 use corrlog::http::{AccessLog, IpNet};
 use corrlog::{Preset, RequestLayer};
 
@@ -117,12 +118,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // JSON lines on stdout through the writer pipeline. CORRLOG_FORMAT=pretty
-    // for console output; see the builder docs for every override.
+    // for console output, or ecs, gcp, datadog for a vendor's fields; see
+    // the builder docs for every override.
     let access = AccessLog::default().trusted_proxies(args.trusted_proxies);
     let logging = corrlog::builder()
         .preset(Preset::Production)
+        // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override these.
+        .service(Service::new("corrlog-demo").version(env!("CARGO_PKG_VERSION")))
         .request_layer(RequestLayer::new().access_log(access))
-        .init()?;
+        .init();
+    let logging = match logging {
+        Ok(logging) => logging,
+        Err(err) => {
+            eprintln!("demo: cannot set up logging: {err}");
+            std::process::exit(1);
+        }
+    };
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!(
