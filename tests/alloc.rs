@@ -9,6 +9,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
+use corrlog::context::TraceContext;
+use corrlog::fmt::Service;
+use corrlog::http::X_REQUEST_ID;
 use corrlog::output::Pipeline;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use tracing_subscriber::layer::SubscriberExt;
@@ -43,33 +46,65 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
+fn service() -> Service {
+    Service::new("orders").version("1.4.2").environment("prod")
+}
+
 #[test]
 fn an_event_in_steady_state_allocates_nothing() {
-    let (pipeline, guard) = Pipeline::builder(std::io::sink())
-        .flush_on_panic(false)
-        .start();
-    let subscriber = tracing_subscriber::registry().with(LogLayer::json(pipeline));
-    tracing::subscriber::with_default(subscriber, || {
-        let ctx = RequestContext::new(RequestId::generate());
-        ctx.bind("user_id", "u-123");
-        ctx.run(|| {
-            let span = tracing::info_span!("handler", route = "/orders/{id}");
-            let _entered = span.enter();
-            let event = || tracing::info!(order_id = 42, user = "alice", "processing order");
-            // Warm up: per-thread buffers and the timestamp cache.
-            for _ in 0..1_000 {
-                event();
-            }
-            let before = allocations();
-            for _ in 0..10_000 {
-                event();
-            }
-            let counted = allocations() - before;
-            // Printing allocates (the test harness captures output): count first.
-            eprintln!("allocations in 10,000 events: {counted}");
-            assert_eq!(counted, 0);
+    let layers: [(&str, fn(Pipeline) -> LogLayer<Pipeline>); 5] = [
+        ("json", LogLayer::json),
+        ("json with a service", |p| {
+            LogLayer::json(p).service(service())
+        }),
+        ("ecs", |p| LogLayer::ecs(p).service(service())),
+        ("gcp", |p| LogLayer::gcp(p, Some("proj")).service(service())),
+        ("datadog", |p| LogLayer::datadog(p).service(service())),
+    ];
+    for (name, make) in layers {
+        let (pipeline, guard) = Pipeline::builder(std::io::sink())
+            .flush_on_panic(false)
+            .start();
+        let subscriber = tracing_subscriber::registry().with(make(pipeline));
+        tracing::subscriber::with_default(subscriber, || {
+            let ctx = RequestContext::with_trace(
+                RequestId::generate(),
+                Some(TraceContext::new_root()),
+                X_REQUEST_ID,
+            );
+            ctx.bind("user_id", "u-123");
+            ctx.run(|| {
+                let span = tracing::info_span!("handler", route = "/orders/{id}");
+                let _entered = span.enter();
+                let event = || {
+                    tracing::info!(order_id = 42, user = "alice", "processing order");
+                    // An access line: renamed, converted and (Cloud
+                    // Logging) nested fields.
+                    tracing::info!(
+                        target: "corrlog::access",
+                        method = "GET",
+                        path = "/orders/42",
+                        status = 200_u64,
+                        latency_ms = 12.345,
+                        bytes_out = 512_u64,
+                        "request finished"
+                    );
+                };
+                // Warm up: per-thread buffers and the timestamp cache.
+                for _ in 0..500 {
+                    event();
+                }
+                let before = allocations();
+                for _ in 0..5_000 {
+                    event();
+                }
+                let counted = allocations() - before;
+                // Printing allocates (the test harness captures output): count first.
+                eprintln!("{name}: allocations in 10,000 events: {counted}");
+                assert_eq!(counted, 0, "{name}");
+            });
         });
-    });
-    let report = guard.shutdown(Duration::from_secs(5));
-    assert_eq!(report.stats.written, 11_000);
+        let report = guard.shutdown(Duration::from_secs(5));
+        assert_eq!(report.stats.written, 11_000, "{name}");
+    }
 }

@@ -99,3 +99,51 @@ pub(crate) fn access_field(name: &str) -> Option<AccessField> {
     };
     Some(AccessField { key, unit, nested })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Capture;
+    use crate::LogLayer;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    fn access_line(latency_ms: f64) -> serde_json::Value {
+        let capture = Capture::new();
+        let layer = LogLayer::gcp(capture.clone(), None);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            tracing::info!(
+                target: "corrlog::access",
+                latency_ms,
+                bytes_out = 5_u64,
+                "request finished"
+            );
+        });
+        serde_json::from_str(&capture.lines()[0]).unwrap()
+    }
+
+    #[test]
+    fn latency_is_a_protobuf_duration_and_size_an_int64_string() {
+        for (ms, text) in [
+            (0.0, "0.000000s"),
+            (12.345, "0.012345s"),
+            (1_000.0, "1.000000s"),
+            (1_234_567.891, "1234.567891s"),
+            (0.0004, "0.000000s"),
+            (0.0006, "0.000001s"),
+        ] {
+            let line = access_line(ms);
+            assert_eq!(line["httpRequest"]["latency"], text, "{ms}");
+            assert_eq!(line["httpRequest"]["responseSize"], "5");
+        }
+    }
+
+    #[test]
+    fn special_keys_cannot_be_written_by_users() {
+        assert!(is_reserved("logging.googleapis.com/trace"));
+        assert!(is_reserved("logging.googleapis.com/anything"));
+        assert!(is_reserved("severity") && is_reserved("httpRequest"));
+        assert!(!is_reserved("order_id") && !is_reserved("logging"));
+        assert_eq!(severity(tracing::Level::TRACE), b"DEBUG");
+        assert_eq!(severity(tracing::Level::WARN), b"WARNING");
+    }
+}

@@ -120,7 +120,7 @@ impl Style {
     pub(crate) fn key(self, out: &mut Vec<u8>, key: &str) {
         match self {
             Style::Json => json::key(out, key, json::is_reserved),
-            Style::Pretty { color } => pretty::key(out, key, color),
+            Style::Pretty { color } => pretty::key(out, key, color, true),
             Style::Ecs => json::key(out, key, ecs::is_reserved),
             Style::Gcp => json::key(out, key, gcp::is_reserved),
             Style::Datadog => json::key(out, key, datadog::is_reserved),
@@ -130,7 +130,7 @@ impl Style {
     /// Starts one of corrlog's own fields, never renamed.
     pub(crate) fn raw_key(self, out: &mut Vec<u8>, key: &str) {
         match self {
-            Style::Pretty { color } => pretty::key(out, key, color),
+            Style::Pretty { color } => pretty::key(out, key, color, false),
             _ => json::key(out, key, |_| false),
         }
     }

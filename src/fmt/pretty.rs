@@ -77,11 +77,12 @@ pub(crate) fn write_line(
     out.push(b'\n');
 }
 
-/// Starts a user field: ` key=`, reserved keys renamed `fields.<key>`.
-pub(crate) fn key(out: &mut Vec<u8>, key: &str, color: bool) {
+/// Starts a field: ` key=`, reserved keys renamed `fields.<key>` when
+/// `rename` (a user's field, not corrlog's own).
+pub(crate) fn key(out: &mut Vec<u8>, key: &str, color: bool, rename: bool) {
     out.push(b' ');
     painted(out, color, DIM, |out| {
-        if is_reserved(key) {
+        if rename && is_reserved(key) {
             out.extend_from_slice(b"fields.");
         }
         escape_into(out, key);

@@ -175,3 +175,81 @@ impl Service {
         out.into_boxed_slice()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_takes_only_the_fields_set() {
+        let mut code = Service::new("orders").version("1.0").environment("dev");
+        code.merge(Service {
+            version: Some("2.0".into()),
+            ..Service::default()
+        });
+        assert_eq!(
+            code,
+            Service::new("orders").version("2.0").environment("dev")
+        );
+        assert!(Service::default().is_empty());
+        assert!(!code.is_empty());
+    }
+
+    #[test]
+    fn the_default_instance_id_is_filled_once() {
+        let given = Service::new("a")
+            .instance_id("pod-1")
+            .with_default_instance();
+        assert_eq!(given.instance_id.as_deref(), Some("pod-1"));
+        let made = Service::new("a").with_default_instance();
+        let id = made.instance_id.clone().unwrap();
+        assert_eq!(id.len(), 36);
+        assert_ne!(
+            Service::new("a").with_default_instance().instance_id,
+            Some(id)
+        );
+    }
+
+    #[test]
+    fn each_style_names_the_fields_its_way() {
+        let s = Service::new("o")
+            .version("1")
+            .instance_id("i")
+            .environment("e");
+        let text = |style| String::from_utf8(s.encode(style).into_vec()).unwrap();
+        assert_eq!(
+            text(Style::Json),
+            r#","service.name":"o","service.version":"1","service.instance.id":"i","deployment.environment.name":"e""#
+        );
+        assert_eq!(
+            text(Style::Pretty { color: false }),
+            r#" service.name="o" service.version="1" service.instance.id="i" deployment.environment.name="e""#
+        );
+        assert_eq!(
+            text(Style::Ecs),
+            r#","service.name":"o","service.version":"1","service.node.name":"i","service.environment":"e""#
+        );
+        assert_eq!(
+            text(Style::Datadog),
+            r#","service":"o","version":"1","env":"e","instance_id":"i""#
+        );
+        assert_eq!(
+            text(Style::Gcp),
+            r#","serviceContext":{"service":"o","version":"1"},"logging.googleapis.com/labels":{"service.instance.id":"i","deployment.environment.name":"e"}"#
+        );
+        // Unset fields are left out; no service name, no serviceContext.
+        let partial = Service {
+            environment: Some("e".into()),
+            ..Service::default()
+        };
+        assert_eq!(
+            String::from_utf8(partial.encode(Style::Gcp).into_vec()).unwrap(),
+            r#","logging.googleapis.com/labels":{"deployment.environment.name":"e"}"#
+        );
+        assert!(Service::default().encode(Style::Gcp).is_empty());
+        assert_eq!(
+            String::from_utf8(Service::new("o").encode(Style::Datadog).into_vec()).unwrap(),
+            r#","service":"o""#
+        );
+    }
+}

@@ -145,3 +145,40 @@ pub(super) fn invalid_env(var: &'static str, value: String, expected: &'static s
         expected,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(text: &str) -> Result<Vec<(String, String)>, &'static str> {
+        parse_resource_attributes(text)
+    }
+
+    #[test]
+    fn resource_attributes_are_parsed_and_percent_decoded() {
+        assert_eq!(
+            pairs(" service.name = orders , deployment.environment.name=prod%20eu%2C%3Dx,,k=a=b")
+                .unwrap(),
+            [
+                ("service.name".to_owned(), "orders".to_owned()),
+                (
+                    "deployment.environment.name".to_owned(),
+                    "prod eu,=x".to_owned()
+                ),
+                ("k".to_owned(), "a=b".to_owned()),
+            ]
+        );
+        assert_eq!(pairs("k=%C3%A9").unwrap()[0].1, "é");
+        assert_eq!(pairs("k=").unwrap()[0].1, "");
+        assert!(pairs("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_resource_attributes_are_refused() {
+        for bad in [
+            "k", "=v", " =v", "k=%", "k=%4", "k=%zz", "k=%+1", "k=%FF", "a=1,b",
+        ] {
+            assert_eq!(pairs(bad), Err(RESOURCE_FORMAT), "{bad}");
+        }
+    }
+}
