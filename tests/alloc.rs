@@ -52,7 +52,8 @@ fn service() -> Service {
 
 #[test]
 fn an_event_in_steady_state_allocates_nothing() {
-    let layers: [(&str, fn(Pipeline) -> LogLayer<Pipeline>); 5] = [
+    type MakeLayer = fn(Pipeline) -> LogLayer<Pipeline>;
+    let layers: [(&str, MakeLayer); 5] = [
         ("json", LogLayer::json),
         ("json with a service", |p| {
             LogLayer::json(p).service(service())
