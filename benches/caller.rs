@@ -11,6 +11,9 @@
 //! - `corrlog`: `LogLayer` into the pipeline (the production set-up),
 //!   whose writer thread writes to `io::sink()`;
 //! - `corrlog sync`: `LogLayer` writing to `io::sink()` on the caller;
+//! - `corrlog sync + service`, `... ecs/gcp/datadog + service`: the same,
+//!   with a service identity (name, version, instance, environment), in
+//!   each format;
 //! - `fmt().json()`: tracing-subscriber's JSON formatter to `io::sink()`,
 //!   the request id in a span;
 //! - `fmt().json() + non_blocking`: the same through tracing-appender.
@@ -26,6 +29,7 @@ use std::hint::black_box;
 use std::io::{self, Write};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use corrlog::fmt::Service;
 use corrlog::output::Pipeline;
 use corrlog::output::WriterSink;
 use corrlog::{LogLayer, RequestContext, RequestId};
@@ -123,6 +127,29 @@ fn run_round(stack: &mut Stack, ctx: &RequestContext) {
     });
 }
 
+/// The identity of a fleet's service, for the stacks that write one.
+fn service() -> Service {
+    Service::new("orders")
+        .version("1.4.2")
+        .instance_id("orders-7d9f-x2")
+        .environment("production")
+}
+
+/// A `LogLayer` made by `make`, writing to `io::sink()` on the caller.
+fn sync_stack(
+    name: &'static str,
+    make: fn(WriterSink<io::Sink>) -> LogLayer<WriterSink<io::Sink>>,
+) -> Stack {
+    Stack {
+        name,
+        dispatch: Dispatch::new(
+            tracing_subscriber::registry().with(make(WriterSink::new(io::sink()))),
+        ),
+        span_id: false,
+        samples: vec![],
+    }
+}
+
 fn main() {
     if listing_only() {
         return;
@@ -159,6 +186,18 @@ fn main() {
             span_id: false,
             samples: vec![],
         },
+        sync_stack("corrlog sync + service", |w| {
+            LogLayer::json(w).service(service())
+        }),
+        sync_stack("corrlog sync ecs + service", |w| {
+            LogLayer::ecs(w).service(service())
+        }),
+        sync_stack("corrlog sync gcp + service", |w| {
+            LogLayer::gcp(w, Some("proj")).service(service())
+        }),
+        sync_stack("corrlog sync datadog + service", |w| {
+            LogLayer::datadog(w).service(service())
+        }),
         Stack {
             name: "fmt().json()",
             dispatch: fmt_json(tracing_subscriber::fmt::writer::BoxMakeWriter::new(
