@@ -22,6 +22,7 @@
 //! | `request_id` | the current request's id; **omitted** outside a request |
 //! | `trace_id`, `span_id` | the request's W3C trace id and this hop's span id (see [`TraceParent`](crate::http::TraceParent)); omitted when the context has no trace |
 //! | `trace_flags` | the W3C trace flags as two hex digits (`01` sampled, `00` not), with the ids |
+//! | `service.name`, `service.version`, `service.instance.id`, `deployment.environment.name` | the [`Service`], when one is set; last on the line |
 //! | bound fields | fields bound with [`crate::bind`] during the request |
 //! | span fields | fields of every enclosing span, innermost span first |
 //! | event fields | the event's own fields |
@@ -37,7 +38,7 @@
 //!   bound field. Each key is written once.
 //! - A user field named like a reserved key (`timestamp`, `level`,
 //!   `message`, `logger`, `request_id`, `trace_id`, `span_id`,
-//!   `trace_flags`) is written
+//!   `trace_flags` and the four service keys) is written
 //!   as `fields.<name>`, so it can never overwrite them.
 //! - Each line is valid JSON whatever the input: strings are escaped, and
 //!   control, bidi and separator characters are written as `\uXXXX`. If a
@@ -64,6 +65,51 @@
 //! assert!(line.ends_with(
 //!     r#","level":"INFO","message":"order placed","logger":"orders","request_id":"req-1","order_id":42}"#
 //! ));
+//! ```
+//!
+//! # Formats
+//!
+//! Beside corrlog's JSON and pretty lines, a [`LogLayer`](crate::LogLayer)
+//! writes three vendors' layouts ([`LogLayer::ecs`](crate::LogLayer::ecs),
+//! [`LogLayer::gcp`](crate::LogLayer::gcp),
+//! [`LogLayer::datadog`](crate::LogLayer::datadog); `Format::Ecs`, `Gcp`,
+//! `Datadog` in the builder, or `CORRLOG_FORMAT`). The same request id,
+//! bound, span and event fields, redaction, escaping and size caps apply in
+//! each; only the names (and a few value formats) of corrlog's own fields
+//! change, and each format's reserved keys are renamed `fields.<name>` when
+//! a user field takes them.
+//!
+//! | | JSON | Elastic Common Schema | Google Cloud Logging | Datadog |
+//! |---|---|---|---|---|
+//! | time | `timestamp` | `@timestamp` | `time` | `timestamp` |
+//! | level | `level`: `INFO`, `WARN`, ... | `log.level`: `info`, `warn`, ... | `severity`: `DEBUG` (TRACE too), `INFO`, `WARNING`, `ERROR` | `status`: `info`, `warn`, ... |
+//! | message | `message` | `message`, then `ecs.version` (`8.11.0`) | `message` | `message` |
+//! | logger | `logger` | `log.logger` | `logger` | `logger.name` |
+//! | request id | `request_id` | `http.request.id` | `request_id` | `request_id` |
+//! | trace | `trace_id`, `span_id`, `trace_flags` | `trace.id`, `span.id`, `trace_flags` | `logging.googleapis.com/trace` (`projects/<project>/traces/<trace_id>`, with a project; otherwise `trace_id`), `logging.googleapis.com/spanId`, `logging.googleapis.com/trace_sampled` (a boolean) | `dd.trace_id` (the low 64 bits of the trace id, decimal, as a string), `dd.span_id` (decimal string), `trace_flags` |
+//! | [`Service`] | `service.name`, `service.version`, `service.instance.id`, `deployment.environment.name` | `service.name`, `service.version`, `service.node.name`, `service.environment` | `serviceContext`: `{"service", "version"}`; `logging.googleapis.com/labels`: `{"service.instance.id", "deployment.environment.name"}` | `service`, `version`, `instance_id`, `env` |
+//! | access line | `method`, `path`, `route`, `status`, `latency_ms`, `bytes_out`, `client_ip`, `user_agent` | `http.request.method`, `url.original`, `route`, `http.response.status_code`, `event.duration` (ns), `http.response.body.bytes`, `client.ip`, `user_agent.original` | `httpRequest`: `{requestMethod, requestUrl, status, latency ("0.012345s"), responseSize (a string), remoteIp, userAgent}`, `route` | `http.method`, `http.url`, `http.route`, `http.status_code`, `duration` (ns), `network.bytes_written`, `network.client.ip`, `http.useragent` |
+//! | panic line | `panic.location`, `panic.thread`, `panic.backtrace` | `error.type: "panic"`, `panic.location`, `process.thread.name`, `error.stack_trace` | `@type` (Error Reporting's `ReportedErrorEvent`), `panic.location`, `panic.thread`, `stack_trace` | `error.kind: "panic"`, `panic.location`, `logger.thread_name`, `error.stack` |
+//!
+//! Service fields come last on every line, after the event's fields;
+//! they are encoded once when the layer is made.
+//!
+//! ```
+//! use corrlog::{fmt::Service, output::Capture, LogLayer, RequestContext, RequestId};
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let capture = Capture::new();
+//! let layer = LogLayer::gcp(capture.clone(), Some("my-project"))
+//!     .service(Service::new("orders").version("1.4.2"));
+//! tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+//!     let ctx = RequestContext::new(RequestId::new("req-1").unwrap());
+//!     ctx.run(|| tracing::warn!(target: "orders", severity = "low", "slow"));
+//! });
+//! let line: serde_json::Value = serde_json::from_str(&capture.lines()[0]).unwrap();
+//! assert_eq!(line["severity"], "WARNING");
+//! assert_eq!(line["fields.severity"], "low");
+//! assert_eq!(line["request_id"], "req-1");
+//! assert_eq!(line["serviceContext"]["version"], "1.4.2");
 //! ```
 //!
 //! # Redaction
