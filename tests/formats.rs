@@ -48,6 +48,7 @@ async fn order(Path(id): Path<String>) -> &'static str {
 }
 
 async fn boom() -> &'static str {
+    corrlog::bind("cart_id", "c-9");
     panic!("boom in handler");
 }
 
@@ -177,6 +178,7 @@ fn json_lines_carry_the_service_and_the_panic() {
     assert_eq!(str_of(panic, "level"), "ERROR");
     assert_eq!(str_of(panic, "message"), "boom in handler");
     assert_eq!(str_of(panic, "request_id"), "req-fmt-2");
+    assert_eq!(str_of(panic, "cart_id"), "c-9", "bound fields too");
     assert!(str_of(panic, "panic.location").contains("formats.rs:"));
     assert!(!str_of(panic, "panic.thread").is_empty());
     let outside = line_where(&lines, "message", "outside");
@@ -247,6 +249,7 @@ fn ecs_lines_use_the_elastic_common_schema() {
     assert_eq!(str_of(panic, "error.type"), "panic");
     assert_eq!(str_of(panic, "message"), "boom in handler");
     assert_eq!(str_of(panic, "http.request.id"), "req-fmt-2");
+    assert_eq!(str_of(panic, "cart_id"), "c-9");
     assert!(!str_of(panic, "process.thread.name").is_empty());
 
     let outside = line_where(&lines, "message", "outside");
