@@ -94,7 +94,7 @@ mod setup;
 pub mod testing;
 
 pub use crate::context::id::RequestId;
-pub use crate::context::request::{bind, request_id, FieldValue, RequestContext};
+pub use crate::context::request::{bind, flush_buffer, request_id, FieldValue, RequestContext};
 pub use crate::context::spawn::{spawn, spawn_blocking};
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fmt::layer::LogLayer;

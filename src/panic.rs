@@ -205,7 +205,7 @@ mod tests {
             "   0: corrlog::panic::write_panic_line\n             at ./src/panic.rs:95:21\n   \
                   1: std::panicking::rust_panic_with_hook\n   \
                   2: __rustc::rust_begin_unwind\n             at /rustc/x/panicking.rs:689:5\n   \
-                  3: core::panicking::panic_fmt\n   \
+                  3: core::panicking::panic_fmt\n             at /rustc/x/panicking.rs: 75\n   \
                   4: demo::app::boom\n             at ./examples/demo/app.rs:257:5\n   \
                   5: core::panicking::panic_fmt\n";
         assert_eq!(

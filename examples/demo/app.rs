@@ -5,8 +5,9 @@
 //! `GET /orders/{order_id}` walks every layer a real service has: the
 //! handler, an async service layer (logger "orders"), a plain sync function
 //! on the blocking pool (logger "db"), and a background task (logger
-//! "audit"), with awaits in between. Each layer logs, and the response
-//! reports the request id each layer saw.
+//! "audit"), with awaits in between. Each layer logs (a DEBUG line and an
+//! INFO line), and the response reports the request id each layer saw. An
+//! order id starting with `fail` gets a 503 once every layer has logged.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +18,8 @@ use axum::body::{Body, Bytes};
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use corrlog::RequestId;
@@ -109,9 +112,10 @@ async fn order(
     State(downstream): State<Option<Downstream>>,
     Path(order_id): Path<String>,
     request_id: RequestId,
-) -> Json<OrderResponse> {
+) -> Response {
     // Every later line of this request carries order_id.
     corrlog::bind("order_id", order_id.as_str());
+    tracing::debug!(order_len = order_id.len(), "order request parsed");
     tracing::info!("fetching order");
     let handler = corrlog::request_id().map(|id| id.to_string());
     pause(config).await;
@@ -121,6 +125,17 @@ async fn order(
         Some(d) => Some(call_downstream(&d, &order_id).await),
         None => None,
     };
+    // An order id starting with "fail" stands for a dependency that is
+    // down: every layer has logged, and the answer is a 503 (no ERROR line,
+    // no panic). With CORRLOG_BUFFER=debug its DEBUG lines are written.
+    if order_id.starts_with("fail") {
+        tracing::warn!("order service unavailable");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "order service unavailable\n",
+        )
+            .into_response();
+    }
     let trace_id =
         corrlog::RequestContext::current().and_then(|ctx| ctx.trace().map(|t| t.trace_id_hex()));
     Json(OrderResponse {
@@ -130,6 +145,7 @@ async fn order(
         seen,
         downstream,
     })
+    .into_response()
 }
 
 /// `GET {downstream}/orders/{id}`; the client adds `x-request-id` and
@@ -159,6 +175,7 @@ mod orders {
 
     pub(super) async fn get_order(config: AppConfig, order_id: String) -> Seen {
         tracing::info!(target: "orders", "loading order");
+        tracing::debug!(target: "orders", "order cache miss");
         let service = corrlog::request_id().map(|id| id.to_string());
         pause(config).await;
 
@@ -171,6 +188,7 @@ mod orders {
         // A background task, e.g. an audit record.
         let background = corrlog::spawn(async move {
             pause(config).await;
+            tracing::debug!(target: "audit", "audit record prepared");
             tracing::info!(target: "audit", "order viewed");
             corrlog::request_id().map(|id| id.to_string())
         })
@@ -190,6 +208,7 @@ mod orders {
 /// Plain synchronous code: no async, no parameters for the id.
 mod db {
     pub(super) fn fetch_order(order_id: &str) -> Option<String> {
+        tracing::debug!(target: "db", "query plan: index scan on orders_pkey");
         tracing::info!(target: "db", order_len = order_id.len(), "SELECT * FROM orders WHERE id = $1");
         corrlog::request_id().map(|id| id.to_string())
     }
@@ -253,6 +272,7 @@ impl http_body::Body for Ticks {
 }
 
 async fn boom() -> &'static str {
+    tracing::debug!("boom handler entered");
     tracing::info!("about to panic");
     panic!("boom: the handler failed");
 }

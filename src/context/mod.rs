@@ -71,6 +71,7 @@
 //! still carry the request id (the HTTP layer's request span holds it), but
 //! [`crate::request_id`] returns `None` there: prefer the helpers.
 
+pub(crate) mod buffer;
 pub(crate) mod id;
 pub(crate) mod request;
 pub(crate) mod spawn;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use http::{HeaderName, HeaderValue};
 
+use super::buffer::Buffer;
 use super::id::RequestId;
 use super::trace::TraceContext;
 
@@ -60,6 +61,9 @@ struct Inner {
     /// Request headers the access line shows, raw: the line layer masks
     /// them with its own redaction policy when it writes the line.
     access_headers: OnceLock<Box<[(HeaderName, HeaderValue)]>>,
+    /// Lines kept back while the request may still succeed (see
+    /// [`Buffering`](crate::fmt::Buffering)).
+    buffer: Buffer,
 }
 
 /// A bound field. The line layer keeps the value's encoded form and its
@@ -133,6 +137,7 @@ impl RequestContext {
                 header,
                 fields: Mutex::new(Vec::new()),
                 access_headers: OnceLock::new(),
+                buffer: Buffer::default(),
             }),
         }
     }
@@ -249,6 +254,25 @@ impl RequestContext {
         let _ = self.inner.access_headers.set(headers);
     }
 
+    /// The request's buffered lines.
+    pub(crate) fn buffer(&self) -> &Buffer {
+        &self.inner.buffer
+    }
+
+    /// Writes out the lines this request has buffered so far (see
+    /// [`Buffering`](crate::fmt::Buffering)); its later lines then go
+    /// straight out. Returns whether any line was written.
+    ///
+    /// ```
+    /// use corrlog::{RequestContext, RequestId};
+    ///
+    /// let ctx = RequestContext::new(RequestId::generate());
+    /// assert!(!ctx.flush_buffer(), "nothing buffered");
+    /// ```
+    pub fn flush_buffer(&self) -> bool {
+        self.inner.buffer.flush(self)
+    }
+
     /// The request headers its access line shows, raw.
     pub(crate) fn access_headers(&self) -> Option<&[(HeaderName, HeaderValue)]> {
         self.inner.access_headers.get().map(|h| &**h)
@@ -282,6 +306,21 @@ impl RequestContext {
 /// ```
 pub fn request_id() -> Option<RequestId> {
     CURRENT.try_with(|ctx| ctx.inner.id.clone()).ok()
+}
+
+/// Writes out the lines the current request has buffered so far, when
+/// [`Buffering`](crate::fmt::Buffering) is on: for a failure the request
+/// handles itself (a 4xx it wants detail for, a retry given up). Its later
+/// lines then go straight out. Returns whether any line was written;
+/// `false` outside a request.
+///
+/// ```
+/// assert!(!corrlog::flush_buffer());
+/// ```
+pub fn flush_buffer() -> bool {
+    CURRENT
+        .try_with(|ctx| ctx.inner.buffer.flush(ctx))
+        .unwrap_or(false)
 }
 
 /// Binds a field to the current request: its later lines all carry it as a

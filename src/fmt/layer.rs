@@ -4,13 +4,15 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use tracing::span::{Attributes, Record};
-use tracing::{Event, Id, Subscriber};
+use tracing::{Event, Id, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::buffer::{is_marked, Buffering, LayerTarget};
 use super::line::{Constant, Line, Style};
 use super::redact::Redaction;
 use super::service::Service;
@@ -18,6 +20,7 @@ use super::sink::Sink;
 use super::span_fields::{record_span, SpanFields};
 use super::time::TimestampCache;
 use super::visitor::{FieldVisitor, Target};
+use crate::context::buffer::{BufferTarget, Offer, Phase};
 use crate::context::{RequestContext, ACCESS_TARGET, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
 use crate::panic::{catch_panic, mark_panic_line_written, PANIC_TARGET};
 
@@ -40,7 +43,7 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 /// tracing::info!("ready");
 /// ```
 pub struct LogLayer<W> {
-    sink: W,
+    sink: Arc<W>,
     clock: fn() -> SystemTime,
     style: Style,
     redaction: Redaction,
@@ -49,6 +52,10 @@ pub struct LogLayer<W> {
     service: Option<Service>,
     gcp_project: Option<String>,
     panic_lines: bool,
+    buffering: Option<Buffering>,
+    /// Where this layer's buffered lines go on a flush; made on first use,
+    /// once the layer's settings are final.
+    target: OnceLock<Arc<dyn BufferTarget>>,
 }
 
 impl<W> fmt::Debug for LogLayer<W> {
@@ -184,7 +191,7 @@ impl<W: Sink> LogLayer<W> {
 
     pub(crate) fn with_style(sink: W, style: Style) -> Self {
         LogLayer {
-            sink,
+            sink: Arc::new(sink),
             clock: SystemTime::now,
             style,
             redaction: Redaction::default(),
@@ -192,6 +199,8 @@ impl<W: Sink> LogLayer<W> {
             service: None,
             gcp_project: None,
             panic_lines: true,
+            buffering: None,
+            target: OnceLock::new(),
         }
     }
 
@@ -303,6 +312,56 @@ impl<W: Sink> LogLayer<W> {
         self
     }
 
+    /// Keeps each request's lines that the level filter would drop, at
+    /// `buffering`'s level or less verbose, until the request fails (see
+    /// [`Buffering`], which has an example). The level filter must let
+    /// those lines through: wrap it in a
+    /// [`BufferingFilter`](super::BufferingFilter) with the same
+    /// `Buffering`. [`Builder::buffer`](crate::Builder::buffer) does both.
+    #[must_use]
+    pub fn buffering(mut self, buffering: Buffering) -> Self {
+        crate::context::buffer::set_in_use();
+        self.buffering = Some(buffering);
+        self
+    }
+
+    fn target(&self) -> &Arc<dyn BufferTarget> {
+        self.target.get_or_init(|| {
+            Arc::new(LayerTarget {
+                sink: self.sink.clone(),
+                style: self.style,
+                constant: self.constant.clone(),
+                policy: self.redaction.clone(),
+                clock: self.clock,
+            })
+        })
+    }
+
+    /// Writes the line, or buffers it: `marked` when the level filter let
+    /// the event through only to be buffered.
+    fn deliver(&self, line: &[u8], request: Option<&RequestContext>, level: Level, marked: bool) {
+        match (request, marked) {
+            (Some(rc), true) => {
+                let Some(buffering) = &self.buffering else {
+                    // Below this layer's level, and it does not buffer.
+                    return;
+                };
+                match rc.buffer().offer(self.target(), line, buffering.caps()) {
+                    Offer::WriteNow => {}
+                    Offer::Kept | Offer::Evicted | Offer::Drop => return,
+                }
+            }
+            (None, true) => return,
+            (Some(rc), false) => {
+                if level == Level::ERROR && rc.buffer().phase() == Phase::Buffering {
+                    rc.flush_buffer();
+                }
+            }
+            (None, false) => {}
+        }
+        self.sink.write_line(line);
+    }
+
     /// A reference to the sink.
     ///
     /// ```
@@ -359,6 +418,7 @@ impl<W: Sink> LogLayer<W> {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         s.clear();
+        let marked = is_marked(event.metadata());
         let Scratch {
             line,
             message,
@@ -442,6 +502,7 @@ impl<W: Sink> LogLayer<W> {
                 constant: &self.constant,
             };
             style.write_line(line, clock, &parts);
+            self.deliver(line, parts.request, parts.level, marked);
         });
     }
 
@@ -507,17 +568,10 @@ where
         }
         let result = catch_panic(|| {
             SCRATCH.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut scratch) => {
-                    self.encode(&mut scratch, event, &ctx);
-                    self.sink.write_line(&scratch.line);
-                }
+                Ok(mut scratch) => self.encode(&mut scratch, event, &ctx),
                 // Re-entered: a field's Debug impl logged. Use a fresh
                 // buffer rather than corrupt the outer line.
-                Err(_) => {
-                    let mut scratch = Scratch::default();
-                    self.encode(&mut scratch, event, &ctx);
-                    self.sink.write_line(&scratch.line);
-                }
+                Err(_) => self.encode(&mut Scratch::default(), event, &ctx),
             })
         });
         if result.is_err() {

@@ -150,6 +150,7 @@
 //! assert!(!policy.is_secret_field("order_id"));
 //! ```
 
+mod buffer;
 mod datadog;
 mod ecs;
 pub(crate) mod escape;
@@ -165,6 +166,9 @@ mod span_fields;
 pub(crate) mod time;
 mod visitor;
 
+pub use self::buffer::{
+    Buffering, BufferingFilter, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_TOTAL_BUFFER_BYTES,
+};
 pub use self::redact::{redact_url, Redaction, DEFAULT_MAX_VALUE_BYTES, MASK};
 pub use self::service::Service;
 pub use self::sink::Sink;

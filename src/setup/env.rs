@@ -5,8 +5,9 @@ use std::env;
 
 use super::{Builder, Format, Output};
 use crate::error::{Error, ErrorKind};
-use crate::fmt::Service;
+use crate::fmt::{Buffering, Service};
 use crate::output::Backpressure;
+use tracing::Level;
 
 impl Builder {
     pub(super) fn apply_env(&mut self) -> Result<(), Error> {
@@ -51,6 +52,26 @@ impl Builder {
                 .ok()
                 .filter(|&n: &usize| n > 0)
                 .ok_or_else(|| invalid_env("CORRLOG_QUEUE_BYTES", v, "a positive byte count"))?;
+        }
+        if let Some(v) = env_var("CORRLOG_BUFFER") {
+            let level = match v.trim().to_ascii_lowercase().as_str() {
+                "off" => None,
+                "trace" => Some(Level::TRACE),
+                "debug" => Some(Level::DEBUG),
+                "info" => Some(Level::INFO),
+                "warn" => Some(Level::WARN),
+                _ => {
+                    return Err(invalid_env(
+                        "CORRLOG_BUFFER",
+                        v,
+                        "debug or trace (the most verbose level to buffer), or off",
+                    ))
+                }
+            };
+            self.buffer = level.map(|level| match self.buffer {
+                Some(b) => b.with_level(level),
+                None => Buffering::up_to(level),
+            });
         }
         self.service.merge(service_from_env()?);
         if let Some(project) = env_var("GOOGLE_CLOUD_PROJECT") {

@@ -16,7 +16,7 @@ pub use self::signal::shutdown_signal;
 use crate::error::{Error, ErrorKind};
 use crate::fmt::layer::LogLayer;
 use crate::fmt::line::{Constant, Style};
-use crate::fmt::{Redaction, Service};
+use crate::fmt::{Buffering, BufferingFilter, Redaction, Service};
 use crate::http::layer::RequestLayer;
 use crate::output::{
     Backpressure, Pipeline, PipelineGuard, RollingFile, RollingFileBuilder, ShutdownReport, Stats,
@@ -176,6 +176,7 @@ impl Output {
 /// | `OTEL_SERVICE_NAME` | a name | the service name of [`Builder::service`] |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, values percent-encoded | `service.name` (when `OTEL_SERVICE_NAME` is unset), `service.version`, `service.instance.id` and `deployment.environment.name` of [`Builder::service`]; other keys are ignored |
 /// | `GOOGLE_CLOUD_PROJECT` | a project id | [`Builder::gcp_project`] |
+/// | `CORRLOG_BUFFER` | `debug`, `trace` (the most verbose level buffered), `off` | [`Builder::buffer`] (keeping its byte caps) |
 ///
 /// A value corrlog cannot use (a typo in `RUST_LOG` too) makes `init` and
 /// `build` return an [`Error`] naming the variable, so a misconfigured
@@ -200,6 +201,7 @@ pub struct Builder {
     service: Service,
     gcp_project: Option<String>,
     panic_lines: Option<bool>,
+    buffer: Option<Buffering>,
     use_env: bool,
 }
 
@@ -224,6 +226,7 @@ pub fn builder() -> Builder {
         service: Service::default(),
         gcp_project: None,
         panic_lines: None,
+        buffer: None,
         use_env: true,
     }
 }
@@ -282,7 +285,7 @@ impl Logging {
 /// `tracing::subscriber::set_default` in a test).
 pub type BuiltSubscriber = tracing_subscriber::layer::Layered<
     LogLayer<Pipeline>,
-    tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>,
+    tracing_subscriber::layer::Layered<BufferingFilter<EnvFilter>, tracing_subscriber::Registry>,
 >;
 
 impl Builder {
@@ -464,6 +467,25 @@ impl Builder {
         self
     }
 
+    /// Per-request log buffering (see [`Buffering`]): a request's lines
+    /// below the level filter, down to `buffering`'s level, are kept and
+    /// written only if the request fails. Off by default;
+    /// `CORRLOG_BUFFER=debug` (or `trace`, or `off`) overrides it.
+    ///
+    /// ```
+    /// use corrlog::fmt::Buffering;
+    /// use tracing::Level;
+    ///
+    /// let builder = corrlog::builder()
+    ///     .level("info")
+    ///     .buffer(Buffering::up_to(Level::DEBUG).request_bytes(32 * 1024));
+    /// # drop(builder);
+    /// ```
+    pub fn buffer(mut self, buffering: Buffering) -> Self {
+        self.buffer = Some(buffering);
+        self
+    }
+
     /// Whether the `CORRLOG_*`, `OTEL_*`, `GOOGLE_CLOUD_PROJECT`,
     /// `RUST_LOG` and `NO_COLOR` variables override the code. On by
     /// default.
@@ -547,10 +569,17 @@ impl Builder {
         if panic_lines {
             crate::panic::install_panic_hook();
         }
-        let layer = LogLayer::with_style(pipeline, style)
+        let mut layer = LogLayer::with_style(pipeline, style)
             .redaction(self.redaction)
             .identity(service, self.gcp_project)
             .panic_lines(panic_lines);
+        let filter = match self.buffer {
+            Some(buffering) => {
+                layer = layer.buffering(buffering);
+                BufferingFilter::new(filter, &buffering)
+            }
+            None => BufferingFilter::off(filter),
+        };
         let subscriber = tracing_subscriber::registry().with(filter).with(layer);
         Ok((
             subscriber,

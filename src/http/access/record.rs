@@ -78,7 +78,9 @@ impl Record {
     /// written.
     pub(crate) fn start<B>(config: &Arc<Config>, req: &Request<B>) -> Option<Box<Record>> {
         let access = &config.access;
-        if !access.enabled {
+        // With the access log off, a record still ends the request's
+        // buffering, when a line layer buffers.
+        if !access.enabled && !crate::context::buffer::in_use() {
             return None;
         }
         let uri = req.uri().clone();
@@ -119,7 +121,7 @@ impl Record {
             done: false,
             reason: None,
         };
-        if access.log_start {
+        if access.enabled && access.log_start {
             tracing::info!(
                 target: ACCESS_TARGET,
                 method = record.method.as_str(),
@@ -165,6 +167,21 @@ impl Record {
         }
         let reason = self.reason.or(reason);
         let status = self.status;
+        let ctx = RequestContext::current();
+        // Buffered lines: written for a server-side failure (a 5xx, no
+        // response, or a body that ended abnormally), dropped otherwise;
+        // either way the request's buffering ends here.
+        let buffer = ctx.as_ref().map(|ctx| {
+            if reason.is_some() || status.is_none_or(|s| s >= 500) {
+                ctx.flush_buffer();
+            }
+            ctx.buffer().end()
+        });
+        let buffer_discarded = buffer.map(|b| b.lines).filter(|&n| n > 0);
+        let buffer_evicted = buffer.map(|b| b.evicted).filter(|&n| n > 0);
+        if !self.config.access.enabled {
+            return;
+        }
         let failed = reason.is_some() || status.is_none_or(|s| s >= 400);
         if !failed {
             if self.skipped {
@@ -186,7 +203,6 @@ impl Record {
             }
             _ => self.uri.path(),
         };
-        let ctx = RequestContext::current();
         if let (Some(headers), Some(ctx)) = (self.headers.take(), &ctx) {
             ctx.set_access_headers(headers);
         }
@@ -211,6 +227,8 @@ impl Record {
             user_agent = user_agent.as_deref(),
             parent_span_id,
             reason,
+            buffer_discarded,
+            buffer_evicted,
             "request finished"
         );
     }

@@ -1,0 +1,410 @@
+//! A request's buffered lines: lines below the output's level kept, already
+//! encoded, until the request fails (flush) or ends well (discard). The
+//! context holds the bytes; the line layer that buffered them says where a
+//! flush writes them ([`BufferTarget`]), so this stage formats nothing.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::request::RequestContext;
+
+/// Bytes buffered by every request of the process together.
+static TOTAL_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any line layer of the process buffers: the HTTP layer then ends
+/// each request's buffering even with the access log off.
+static IN_USE: AtomicBool = AtomicBool::new(false);
+
+/// Notes that a line layer buffers.
+pub(crate) fn set_in_use() {
+    IN_USE.store(true, Ordering::Relaxed);
+}
+
+/// Whether any line layer buffers.
+pub(crate) fn in_use() -> bool {
+    IN_USE.load(Ordering::Relaxed)
+}
+
+/// Where a request's buffered lines go when it is flushed: the line layer
+/// that buffered them.
+pub(crate) trait BufferTarget: Send + Sync + 'static {
+    /// Writes one buffered line (with its newline).
+    fn write_line(&self, line: &[u8]);
+    /// Writes the WARN line that says `evicted` lines of `request` were
+    /// dropped from its buffer to keep within the caps.
+    fn write_evicted(&self, request: &RequestContext, evicted: u64);
+}
+
+/// Where a request's buffering stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Phase {
+    /// Lines below the output level are kept.
+    #[default]
+    Buffering,
+    /// The buffer was written out; later lines go straight out.
+    Flushed,
+    /// The request ended; later lines below the output level are dropped
+    /// like any filtered line.
+    Ended,
+}
+
+/// What happened to a line offered to the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Kept.
+    Kept,
+    /// Not kept: write it now (the request was flushed, or the line alone
+    /// is over the request's cap).
+    WriteNow,
+    /// Not kept: drop it (the request has ended).
+    Drop,
+    /// Not kept: over the process-wide cap with nothing of this request's
+    /// left to evict, the line itself is evicted (and counted).
+    Evicted,
+}
+
+/// The caps a layer buffers under.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caps {
+    pub(crate) request_bytes: usize,
+    pub(crate) total_bytes: usize,
+}
+
+/// What the buffer held at the end of a request that ended well.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Discarded {
+    /// Lines dropped unwritten.
+    pub(crate) lines: u64,
+    /// Lines evicted earlier to keep within the caps.
+    pub(crate) evicted: u64,
+}
+
+/// One layer's lines for one request.
+struct Lines {
+    target: Arc<dyn BufferTarget>,
+    bytes: VecDeque<u8>,
+    lengths: VecDeque<usize>,
+    evicted: u64,
+}
+
+impl Lines {
+    fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn evict_oldest(&mut self) -> bool {
+        let Some(len) = self.lengths.pop_front() else {
+            return false;
+        };
+        self.bytes.drain(..len);
+        TOTAL_BYTES.fetch_sub(len, Ordering::Relaxed);
+        self.evicted += 1;
+        true
+    }
+
+    fn release(&mut self) {
+        TOTAL_BYTES.fetch_sub(self.bytes.len(), Ordering::Relaxed);
+        self.bytes.clear();
+        self.lengths.clear();
+    }
+}
+
+/// A request's buffer state, shared by its context's clones.
+#[derive(Default)]
+pub(crate) struct Buffer {
+    /// The phase, readable without the lock (the level filter asks on
+    /// every below-level event); written under it.
+    phase: AtomicU8,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// One entry per layer that buffered (usually one).
+    layers: Vec<Lines>,
+    /// Evictions of lines already flushed or discarded, for the access line.
+    evicted_total: u64,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        for lines in &mut self.layers {
+            lines.release();
+        }
+    }
+}
+
+impl Buffer {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent whatever panicked while holding it:
+        // every change is a push, a pop or an assignment.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Buffering,
+            1 => Phase::Flushed,
+            _ => Phase::Ended,
+        }
+    }
+
+    /// Sets the phase; call with the lock held.
+    fn set_phase(&self, phase: Phase) {
+        let code = match phase {
+            Phase::Buffering => 0,
+            Phase::Flushed => 1,
+            Phase::Ended => 2,
+        };
+        self.phase.store(code, Ordering::Release);
+    }
+
+    /// Keeps `line` for `target`, evicting this request's oldest lines to
+    /// stay within `caps`.
+    pub(crate) fn offer(&self, target: &Arc<dyn BufferTarget>, line: &[u8], caps: Caps) -> Offer {
+        let mut state = self.lock();
+        match self.phase() {
+            Phase::Buffering => {}
+            Phase::Flushed => return Offer::WriteNow,
+            Phase::Ended => return Offer::Drop,
+        }
+        if line.len() > caps.request_bytes {
+            return Offer::WriteNow;
+        }
+        let index = match state
+            .layers
+            .iter()
+            .position(|l| Arc::ptr_eq(&l.target, target))
+        {
+            Some(i) => i,
+            None => {
+                state.layers.push(Lines {
+                    target: target.clone(),
+                    bytes: VecDeque::with_capacity(caps.request_bytes),
+                    lengths: VecDeque::new(),
+                    evicted: 0,
+                });
+                state.layers.len() - 1
+            }
+        };
+        let lines = &mut state.layers[index];
+        while lines.len_bytes() + line.len() > caps.request_bytes
+            || TOTAL_BYTES.load(Ordering::Relaxed) + line.len() > caps.total_bytes
+        {
+            if !lines.evict_oldest() {
+                // Over the process-wide cap with nothing of ours left to
+                // give back: this line is the one evicted.
+                lines.evicted += 1;
+                return Offer::Evicted;
+            }
+        }
+        TOTAL_BYTES.fetch_add(line.len(), Ordering::Relaxed);
+        lines.bytes.extend(line);
+        lines.lengths.push_back(line.len());
+        Offer::Kept
+    }
+
+    /// Writes every buffered line to its layer, oldest first, after a WARN
+    /// line for any evicted ones; later lines go straight out. Returns
+    /// whether anything was written. Does nothing once ended.
+    pub(crate) fn flush(&self, request: &RequestContext) -> bool {
+        let mut state = self.lock();
+        if self.phase() == Phase::Ended {
+            return false;
+        }
+        self.set_phase(Phase::Flushed);
+        let mut wrote = false;
+        let mut evicted_total = 0;
+        for lines in &mut state.layers {
+            if lines.evicted > 0 {
+                lines.target.write_evicted(request, lines.evicted);
+                evicted_total += lines.evicted;
+                lines.evicted = 0;
+                wrote = true;
+            }
+            let (front, back) = lines.bytes.as_slices();
+            let mut at = 0;
+            for &len in &lines.lengths {
+                write_span(&*lines.target, front, back, at, len);
+                at += len;
+                wrote = true;
+            }
+            lines.release();
+        }
+        state.evicted_total += evicted_total;
+        wrote
+    }
+
+    /// Ends buffering: drops what is buffered, unwritten; later lines below
+    /// the output level are dropped. Returns what was dropped.
+    pub(crate) fn end(&self) -> Discarded {
+        let mut state = self.lock();
+        self.set_phase(Phase::Ended);
+        let mut discarded = Discarded {
+            lines: 0,
+            evicted: state.evicted_total,
+        };
+        for lines in &mut state.layers {
+            discarded.lines += lines.lengths.len() as u64;
+            discarded.evicted += lines.evicted;
+            lines.evicted = 0;
+            lines.release();
+        }
+        state.evicted_total = discarded.evicted;
+        discarded
+    }
+}
+
+/// Writes bytes `at..at + len` of the ring whose halves are `front` and
+/// `back`, as one line.
+fn write_span(target: &dyn BufferTarget, front: &[u8], back: &[u8], at: usize, len: usize) {
+    let end = at + len;
+    if end <= front.len() {
+        target.write_line(&front[at..end]);
+    } else if at >= front.len() {
+        target.write_line(&back[at - front.len()..end - front.len()]);
+    } else {
+        let mut joined = Vec::with_capacity(len);
+        joined.extend_from_slice(&front[at..]);
+        joined.extend_from_slice(&back[..end - front.len()]);
+        target.write_line(&joined);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::context::RequestId;
+
+    /// Collects what a flush writes.
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+
+    impl BufferTarget for Lines {
+        fn write_line(&self, line: &[u8]) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(line).into_owned());
+        }
+        fn write_evicted(&self, request: &RequestContext, evicted: u64) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} evicted {evicted}", request.id()));
+        }
+    }
+
+    fn line(n: usize) -> Vec<u8> {
+        let mut l = format!("line {n:03} ").into_bytes();
+        l.resize(99, b'.');
+        l.push(b'\n');
+        l
+    }
+
+    /// One test, as the total is process-wide: no other test in this
+    /// binary buffers.
+    #[test]
+    fn caps_evict_the_oldest_and_count_exactly() {
+        let target = Arc::new(Lines::default());
+        let dyn_target: Arc<dyn BufferTarget> = target.clone();
+        let caps = Caps {
+            request_bytes: 1_000,
+            total_bytes: 1_500,
+        };
+        let a = RequestContext::new(RequestId::new("a").unwrap());
+        let b = RequestContext::new(RequestId::new("b").unwrap());
+
+        // The request cap: 10 lines of 100 bytes fit; 25 evict 15.
+        for n in 0..25 {
+            assert_eq!(a.buffer().offer(&dyn_target, &line(n), caps), Offer::Kept);
+        }
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 1_000);
+        // The process-wide cap: b gets the 500 bytes left, then evicts its
+        // own oldest.
+        for n in 0..8 {
+            assert_eq!(b.buffer().offer(&dyn_target, &line(n), caps), Offer::Kept);
+        }
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 1_500);
+        // A line over the request cap is written at once.
+        assert_eq!(
+            a.buffer().offer(&dyn_target, &[b'x'; 1_001], caps),
+            Offer::WriteNow
+        );
+
+        assert!(a.flush_buffer());
+        let written = std::mem::take(&mut *target.0.lock().unwrap());
+        assert_eq!(written[0], "a evicted 15");
+        let expected: Vec<String> = (15..25)
+            .map(|n| String::from_utf8(line(n)).unwrap())
+            .collect();
+        assert_eq!(written[1..], expected);
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 500);
+        // Flushed: later lines go straight out.
+        assert_eq!(
+            a.buffer().offer(&dyn_target, &line(99), caps),
+            Offer::WriteNow
+        );
+        assert_eq!(
+            a.buffer().end(),
+            Discarded {
+                lines: 0,
+                evicted: 15
+            }
+        );
+
+        // b ended well: its 5 kept lines are dropped, 3 were evicted.
+        assert_eq!(
+            b.buffer().end(),
+            Discarded {
+                lines: 5,
+                evicted: 3
+            }
+        );
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
+        assert_eq!(b.buffer().offer(&dyn_target, &line(0), caps), Offer::Drop);
+        assert!(!b.flush_buffer(), "nothing after the end");
+
+        // With nothing of its own to evict, a line over the process-wide
+        // cap is the one evicted; a dropped context gives its bytes back.
+        let c = RequestContext::new(RequestId::new("c").unwrap());
+        let d = RequestContext::new(RequestId::new("d").unwrap());
+        let wide = Caps {
+            request_bytes: 1_000,
+            total_bytes: 1_000,
+        };
+        for n in 0..10 {
+            assert_eq!(c.buffer().offer(&dyn_target, &line(n), wide), Offer::Kept);
+        }
+        assert_eq!(
+            d.buffer().offer(&dyn_target, &line(0), wide),
+            Offer::Evicted
+        );
+        drop(c);
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            d.buffer().end(),
+            Discarded {
+                lines: 0,
+                evicted: 1
+            }
+        );
+        assert!(target.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_line_split_across_the_ring_is_written_whole() {
+        let target = Lines::default();
+        let front = b"abc";
+        let back = b"defg\n";
+        write_span(&target, front, back, 1, 2);
+        write_span(&target, front, back, 3, 5);
+        write_span(&target, front, back, 2, 4);
+        assert_eq!(*target.0.lock().unwrap(), ["bc", "defg\n", "cdef"]);
+    }
+}
