@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use corrlog::context::TraceContext;
-use corrlog::fmt::Service;
+use corrlog::fmt::{Buffering, BufferingFilter, Service};
 use corrlog::http::X_REQUEST_ID;
 use corrlog::output::Pipeline;
 use corrlog::{LogLayer, RequestContext, RequestId};
@@ -108,4 +108,40 @@ fn an_event_in_steady_state_allocates_nothing() {
         let report = guard.shutdown(Duration::from_secs(5));
         assert_eq!(report.stats.written, 11_000, "{name}");
     }
+}
+
+#[test]
+fn a_buffered_line_in_steady_state_allocates_nothing() {
+    let (pipeline, guard) = Pipeline::builder(std::io::sink())
+        .flush_on_panic(false)
+        .start();
+    let buffering = Buffering::up_to(tracing::Level::DEBUG);
+    let subscriber = tracing_subscriber::registry()
+        .with(BufferingFilter::new(
+            tracing_subscriber::filter::LevelFilter::INFO,
+            &buffering,
+        ))
+        .with(LogLayer::json(pipeline).buffering(buffering));
+    tracing::subscriber::with_default(subscriber, || {
+        let ctx = RequestContext::new(RequestId::generate());
+        ctx.bind("user_id", "u-123");
+        ctx.clone().run(|| {
+            let event = || tracing::debug!(order_id = 42, user = "alice", "cache lookup");
+            // Warm up: the buffer reaches its cap and evicts from then on.
+            for _ in 0..2_000 {
+                event();
+            }
+            let before = allocations();
+            for _ in 0..10_000 {
+                event();
+            }
+            let counted = allocations() - before;
+            eprintln!("allocations in 10,000 buffered lines: {counted}");
+            assert_eq!(counted, 0);
+        });
+        // The newest lines are still buffered, written on a flush.
+        assert!(ctx.flush_buffer());
+    });
+    let report = guard.shutdown(Duration::from_secs(5));
+    assert!(report.stats.written > 0);
 }

@@ -421,3 +421,46 @@ fn failing_requests_get_exactly_their_own_debug_lines() {
         }
     }
 }
+
+/// The demo binary with `CORRLOG_BUFFER=debug` at its default `info`: a
+/// good order writes no DEBUG line, a failed one (503, no ERROR line) all
+/// of its DEBUG lines before its access line, and `/boom` its DEBUG line
+/// before the panic line.
+#[test]
+fn the_demo_writes_debug_lines_only_for_failed_requests() {
+    use common::demo::{get, start_demo, stop};
+
+    let (demo, stdout, addr) = start_demo(&[("CORRLOG_BUFFER", "debug")]);
+    assert!(get(addr, "/orders/42", "x-request-id: good-1\r\n").starts_with("HTTP/1.1 200"));
+    assert!(get(addr, "/orders/fail-7", "x-request-id: bad-1\r\n").starts_with("HTTP/1.1 503"));
+    assert!(get(addr, "/boom", "x-request-id: boom-1\r\n").starts_with("HTTP/1.1 500"));
+    let (out, _) = stop(demo, stdout);
+    let lines = common::parse_lines(out.as_bytes());
+
+    let good = of(&lines, "good-1");
+    assert!(good.iter().all(|l| l["level"] != "DEBUG"), "{good:?}");
+    assert_eq!(good.last().unwrap()["buffer_discarded"], 4);
+
+    let bad = messages(&of(&lines, "bad-1"));
+    let debug: Vec<&String> = bad.iter().filter(|m| m.starts_with("DEBUG")).collect();
+    assert_eq!(debug.len(), 4, "{bad:?}");
+    assert!(!bad
+        .iter()
+        .any(|m| m.starts_with("ERROR ") && !m.ends_with("request finished")));
+    assert_eq!(bad.last().unwrap(), "ERROR request finished");
+    let first_debug = bad.iter().position(|m| m.starts_with("DEBUG")).unwrap();
+    assert!(bad[first_debug..bad.len() - 1]
+        .iter()
+        .all(|m| m.starts_with("DEBUG")));
+
+    let boom = messages(&of(&lines, "boom-1"));
+    let debug_at = boom
+        .iter()
+        .position(|m| m == "DEBUG boom handler entered")
+        .unwrap();
+    let panic_at = boom
+        .iter()
+        .position(|m| m == "ERROR boom: the handler failed")
+        .unwrap();
+    assert!(debug_at < panic_at, "{boom:?}");
+}

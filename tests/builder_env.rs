@@ -53,6 +53,21 @@ fn environment_overrides_the_code() {
         "CORRLOG_FORMAT=\"yaml\" is not valid; expected json, pretty, auto, ecs, gcp or datadog"
     );
     std::env::set_var("CORRLOG_FORMAT", "json");
+    std::env::set_var("CORRLOG_BUFFER", "everything");
+    let err = corrlog::builder().build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "CORRLOG_BUFFER=\"everything\" is not valid; expected debug or trace (the most verbose level to buffer), or off"
+    );
+    std::env::set_var("CORRLOG_BUFFER", "off");
+    std::env::set_var("OTEL_RESOURCE_ATTRIBUTES", "service.version=1%");
+    let err = corrlog::builder().build().unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("OTEL_RESOURCE_ATTRIBUTES=\"service.version=1%\" is not valid"),
+        "{err}"
+    );
+    std::env::remove_var("OTEL_RESOURCE_ATTRIBUTES");
     std::env::set_var("CORRLOG_QUEUE_BYTES", "lots");
     let err = corrlog::builder().build().unwrap_err();
     assert!(err.to_string().contains("a positive byte count"));

@@ -3,6 +3,8 @@
 //! and JSON helpers.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod demo;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
