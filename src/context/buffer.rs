@@ -80,33 +80,130 @@ pub(crate) struct Discarded {
     pub(crate) evicted: u64,
 }
 
-/// One layer's lines for one request.
+/// At most how much of the process-wide cap a request takes at a time
+/// (an eighth of its own cap when that is less), so that the shared
+/// counter is touched once per few lines, not per line.
+const RESERVE_STEP: usize = 8 * 1024;
+
+/// Most buffers a thread keeps for reuse, and the largest it keeps.
+const POOL_BUFFERS: usize = 8;
+const POOL_MAX_BYTES: usize = 256 * 1024;
+
+/// A new request's first buffered line: this much room, to start with.
+const FIRST_BYTES: usize = 8 * 1024;
+
+thread_local! {
+    /// Buffers of ended requests, for the next ones on this thread: a
+    /// request that buffers then allocates nothing in steady state.
+    static POOL: std::cell::RefCell<Vec<(Vec<u8>, VecDeque<u32>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn pooled(caps: Caps) -> (Vec<u8>, VecDeque<u32>) {
+    POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            (
+                Vec::with_capacity(caps.request_bytes.min(FIRST_BYTES)),
+                VecDeque::with_capacity(32),
+            )
+        })
+}
+
+fn unpool(mut bytes: Vec<u8>, mut lengths: VecDeque<u32>) {
+    if bytes.capacity() == 0 || bytes.capacity() > POOL_MAX_BYTES {
+        return;
+    }
+    bytes.clear();
+    lengths.clear();
+    let _ = POOL.try_with(|pool| {
+        if let Ok(mut pool) = pool.try_borrow_mut() {
+            if pool.len() < POOL_BUFFERS {
+                pool.push((bytes, lengths));
+            }
+        }
+    });
+}
+
+/// One layer's lines for one request: the live bytes are
+/// `bytes[start..]`, oldest line first; evicting a line moves `start`, and
+/// the dead prefix is dropped (one `memmove`) once it is as large as the
+/// live part, so each byte is moved about once. The vector grows while the
+/// request buffers and is reused until the request ends.
 struct Lines {
     target: Arc<dyn BufferTarget>,
-    bytes: VecDeque<u8>,
-    lengths: VecDeque<usize>,
+    bytes: Vec<u8>,
+    start: usize,
+    lengths: VecDeque<u32>,
+    /// Bytes this request counts against the process-wide cap: the live
+    /// bytes rounded up to [`RESERVE_STEP`].
+    reserved: usize,
     evicted: u64,
 }
 
 impl Lines {
-    fn len_bytes(&self) -> usize {
-        self.bytes.len()
+    fn live(&self) -> usize {
+        self.bytes.len() - self.start
     }
 
     fn evict_oldest(&mut self) -> bool {
         let Some(len) = self.lengths.pop_front() else {
             return false;
         };
-        self.bytes.drain(..len);
-        TOTAL_BYTES.fetch_sub(len, Ordering::Relaxed);
+        self.start += len as usize;
         self.evicted += 1;
         true
     }
 
+    /// Takes enough of the process-wide cap for `live` bytes; `false` if
+    /// the cap has not that much left.
+    fn reserve(&mut self, live: usize, caps: Caps) -> bool {
+        if live <= self.reserved {
+            return true;
+        }
+        let step = (caps.request_bytes / 8).clamp(1, RESERVE_STEP);
+        let want = live
+            .next_multiple_of(step)
+            .min(caps.request_bytes)
+            .max(live);
+        let extra = want - self.reserved;
+        if TOTAL_BYTES.fetch_add(extra, Ordering::Relaxed) + extra > caps.total_bytes {
+            TOTAL_BYTES.fetch_sub(extra, Ordering::Relaxed);
+            return false;
+        }
+        self.reserved = want;
+        true
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        if self.bytes.len() + line.len() > self.bytes.capacity() && self.start >= self.live() {
+            self.bytes.copy_within(self.start.., 0);
+            self.bytes.truncate(self.live());
+            self.start = 0;
+        }
+        self.bytes.extend_from_slice(line);
+        self.lengths.push_back(line.len() as u32);
+    }
+
+    /// The buffered lines, oldest first.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut at = self.start;
+        self.lengths.iter().map(move |&len| {
+            let line = &self.bytes[at..at + len as usize];
+            at += len as usize;
+            line
+        })
+    }
+
     fn release(&mut self) {
-        TOTAL_BYTES.fetch_sub(self.bytes.len(), Ordering::Relaxed);
-        self.bytes.clear();
-        self.lengths.clear();
+        TOTAL_BYTES.fetch_sub(self.reserved, Ordering::Relaxed);
+        self.reserved = 0;
+        self.start = 0;
+        unpool(
+            std::mem::take(&mut self.bytes),
+            std::mem::take(&mut self.lengths),
+        );
     }
 }
 
@@ -121,16 +218,61 @@ pub(crate) struct Buffer {
 
 #[derive(Default)]
 struct State {
-    /// One entry per layer that buffered (usually one).
-    layers: Vec<Lines>,
+    /// The first layer that buffered, and any others (usually none).
+    first: Option<Lines>,
+    more: Vec<Lines>,
     /// Evictions of lines already flushed or discarded, for the access line.
     evicted_total: u64,
 }
 
 impl Drop for State {
     fn drop(&mut self) {
-        for lines in &mut self.layers {
+        for lines in self.layers() {
             lines.release();
+        }
+    }
+}
+
+impl State {
+    fn layers(&mut self) -> impl Iterator<Item = &mut Lines> {
+        self.first.iter_mut().chain(self.more.iter_mut())
+    }
+
+    /// `target`'s lines, made on first use.
+    fn lines_for(&mut self, target: &Arc<dyn BufferTarget>, caps: Caps) -> &mut Lines {
+        let new = || {
+            let (bytes, lengths) = pooled(caps);
+            Lines {
+                target: target.clone(),
+                bytes,
+                start: 0,
+                lengths,
+                reserved: 0,
+                evicted: 0,
+            }
+        };
+        let first_is_target = match &self.first {
+            None => {
+                return self.first.insert(new());
+            }
+            Some(first) => Arc::ptr_eq(&first.target, target),
+        };
+        match &mut self.first {
+            Some(first) if first_is_target => first,
+            _ => {
+                let index = match self
+                    .more
+                    .iter()
+                    .position(|l| Arc::ptr_eq(&l.target, target))
+                {
+                    Some(i) => i,
+                    None => {
+                        self.more.push(new());
+                        self.more.len() - 1
+                    }
+                };
+                &mut self.more[index]
+            }
         }
     }
 }
@@ -174,26 +316,12 @@ impl Buffer {
         if line.len() > caps.request_bytes {
             return Offer::WriteNow;
         }
-        let index = match state
-            .layers
-            .iter()
-            .position(|l| Arc::ptr_eq(&l.target, target))
-        {
-            Some(i) => i,
-            None => {
-                state.layers.push(Lines {
-                    target: target.clone(),
-                    bytes: VecDeque::with_capacity(caps.request_bytes),
-                    lengths: VecDeque::new(),
-                    evicted: 0,
-                });
-                state.layers.len() - 1
+        let lines = state.lines_for(target, caps);
+        loop {
+            let live = lines.live() + line.len();
+            if live <= caps.request_bytes && lines.reserve(live, caps) {
+                break;
             }
-        };
-        let lines = &mut state.layers[index];
-        while lines.len_bytes() + line.len() > caps.request_bytes
-            || TOTAL_BYTES.load(Ordering::Relaxed) + line.len() > caps.total_bytes
-        {
             if !lines.evict_oldest() {
                 // Over the process-wide cap with nothing of ours left to
                 // give back: this line is the one evicted.
@@ -201,9 +329,7 @@ impl Buffer {
                 return Offer::Evicted;
             }
         }
-        TOTAL_BYTES.fetch_add(line.len(), Ordering::Relaxed);
-        lines.bytes.extend(line);
-        lines.lengths.push_back(line.len());
+        lines.push(line);
         Offer::Kept
     }
 
@@ -218,18 +344,15 @@ impl Buffer {
         self.set_phase(Phase::Flushed);
         let mut wrote = false;
         let mut evicted_total = 0;
-        for lines in &mut state.layers {
+        for lines in state.layers() {
             if lines.evicted > 0 {
                 lines.target.write_evicted(request, lines.evicted);
                 evicted_total += lines.evicted;
                 lines.evicted = 0;
                 wrote = true;
             }
-            let (front, back) = lines.bytes.as_slices();
-            let mut at = 0;
-            for &len in &lines.lengths {
-                write_span(&*lines.target, front, back, at, len);
-                at += len;
+            for line in lines.iter() {
+                lines.target.write_line(line);
                 wrote = true;
             }
             lines.release();
@@ -247,7 +370,7 @@ impl Buffer {
             lines: 0,
             evicted: state.evicted_total,
         };
-        for lines in &mut state.layers {
+        for lines in state.layers() {
             discarded.lines += lines.lengths.len() as u64;
             discarded.evicted += lines.evicted;
             lines.evicted = 0;
@@ -255,22 +378,6 @@ impl Buffer {
         }
         state.evicted_total = discarded.evicted;
         discarded
-    }
-}
-
-/// Writes bytes `at..at + len` of the ring whose halves are `front` and
-/// `back`, as one line.
-fn write_span(target: &dyn BufferTarget, front: &[u8], back: &[u8], at: usize, len: usize) {
-    let end = at + len;
-    if end <= front.len() {
-        target.write_line(&front[at..end]);
-    } else if at >= front.len() {
-        target.write_line(&back[at - front.len()..end - front.len()]);
-    } else {
-        let mut joined = Vec::with_capacity(len);
-        joined.extend_from_slice(&front[at..]);
-        joined.extend_from_slice(&back[..end - front.len()]);
-        target.write_line(&joined);
     }
 }
 
@@ -395,16 +502,5 @@ mod tests {
             }
         );
         assert!(target.0.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_line_split_across_the_ring_is_written_whole() {
-        let target = Lines::default();
-        let front = b"abc";
-        let back = b"defg\n";
-        write_span(&target, front, back, 1, 2);
-        write_span(&target, front, back, 3, 5);
-        write_span(&target, front, back, 2, 4);
-        assert_eq!(*target.0.lock().unwrap(), ["bc", "defg\n", "cdef"]);
     }
 }
