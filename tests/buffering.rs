@@ -344,6 +344,33 @@ fn evictions_are_counted_exactly_under_the_request_cap() {
 }
 
 #[test]
+fn evictions_are_counted_exactly_under_the_process_wide_cap() {
+    // A request may keep 64 KiB, but all requests together only 4 KiB:
+    // the process-wide cap is the one that binds.
+    let buffering = up_to_debug().total_bytes(4 * 1024);
+    let server = Server::start(routes(), buffering, Backpressure::default());
+    let addr = server.addr;
+    common::client_runtime().block_on(async {
+        let client = reqwest::Client::new();
+        assert_eq!(get_status(&client, addr, "/big/40", "global-1").await, 502);
+    });
+    let lines = server.finish();
+    let big = of(&lines, "global-1");
+    let evicted = big[0]["buffer_evicted"].as_u64().unwrap();
+    let kept: Vec<u64> = big
+        .iter()
+        .filter(|l| l["message"] == "bulky detail")
+        .map(|l| l["i"].as_u64().unwrap())
+        .collect();
+    // Other tests of this binary buffer at the same time, so fewer may
+    // fit; never more than 4 KiB.
+    assert!(kept.len() <= 4, "{kept:?}");
+    assert_eq!(evicted + kept.len() as u64, 40);
+    assert_eq!(kept, (evicted..40).collect::<Vec<_>>());
+    assert_eq!(big.last().unwrap()["buffer_evicted"], evicted);
+}
+
+#[test]
 fn a_task_that_outlives_its_request_is_filtered_as_usual() {
     let server = Server::start(routes(), up_to_debug(), Backpressure::default());
     let addr = server.addr;

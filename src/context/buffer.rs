@@ -167,13 +167,17 @@ impl Lines {
             .next_multiple_of(step)
             .min(caps.request_bytes)
             .max(live);
-        let extra = want - self.reserved;
-        if TOTAL_BYTES.fetch_add(extra, Ordering::Relaxed) + extra > caps.total_bytes {
+        // A whole step if the process-wide cap has room for it, else just
+        // what the line needs.
+        for want in [want, live] {
+            let extra = want - self.reserved;
+            if TOTAL_BYTES.fetch_add(extra, Ordering::Relaxed) + extra <= caps.total_bytes {
+                self.reserved = want;
+                return true;
+            }
             TOTAL_BYTES.fetch_sub(extra, Ordering::Relaxed);
-            return false;
         }
-        self.reserved = want;
-        true
+        false
     }
 
     fn push(&mut self, line: &[u8]) {
@@ -502,5 +506,25 @@ mod tests {
             }
         );
         assert!(target.0.lock().unwrap().is_empty());
+
+        // A step larger than what the process-wide cap has left: the
+        // request takes just what its lines need, and keeps all that fit.
+        let e = RequestContext::new(RequestId::new("e").unwrap());
+        let narrow = Caps {
+            request_bytes: 64_000,
+            total_bytes: 1_000,
+        };
+        for n in 0..12 {
+            assert_eq!(e.buffer().offer(&dyn_target, &line(n), narrow), Offer::Kept);
+        }
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 1_000);
+        assert_eq!(
+            e.buffer().end(),
+            Discarded {
+                lines: 10,
+                evicted: 2
+            }
+        );
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
     }
 }
