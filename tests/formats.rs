@@ -389,3 +389,65 @@ fn a_hostile_service_identity_stays_data_in_every_format() {
         assert_eq!(lines.len(), 1);
     }
 }
+
+/// The fields the server tests cannot produce in-process (a client address
+/// needs connect-info, a backtrace needs `RUST_BACKTRACE` at start), on
+/// lines with the access and panic targets.
+#[test]
+fn client_address_and_backtrace_take_each_format_s_names() {
+    let cases: [(LogLayer<Capture>, &str, &str, &str); 4] = [
+        (
+            LogLayer::json(Capture::new()),
+            "client_ip",
+            "panic.backtrace",
+            "panic.thread",
+        ),
+        (
+            LogLayer::ecs(Capture::new()),
+            "client.ip",
+            "error.stack_trace",
+            "process.thread.name",
+        ),
+        (
+            LogLayer::gcp(Capture::new(), None),
+            "httpRequest.remoteIp",
+            "stack_trace",
+            "panic.thread",
+        ),
+        (
+            LogLayer::datadog(Capture::new()),
+            "network.client.ip",
+            "error.stack",
+            "logger.thread_name",
+        ),
+    ];
+    for (layer, ip_key, stack_key, thread_key) in cases {
+        let capture = layer.sink().clone();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            tracing::info!(target: "corrlog::access", client_ip = "10.0.0.7", "request finished");
+            tracing::event!(
+                target: "corrlog::panic",
+                tracing::Level::ERROR,
+                panic.thread = "worker-1",
+                panic.backtrace = "0: app::handler",
+                "boom"
+            );
+        });
+        let lines = common::parse_lines(&capture.bytes());
+        let ip = match ip_key.split_once('.') {
+            Some(("httpRequest", inner)) => &lines[0]["httpRequest"][inner],
+            _ => &lines[0][ip_key],
+        };
+        assert_eq!(ip, "10.0.0.7", "{ip_key}: {}", lines[0]);
+        assert_eq!(
+            lines[1][stack_key], "0: app::handler",
+            "{stack_key}: {}",
+            lines[1]
+        );
+        assert_eq!(
+            lines[1][thread_key], "worker-1",
+            "{thread_key}: {}",
+            lines[1]
+        );
+    }
+}

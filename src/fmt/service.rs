@@ -85,6 +85,13 @@ impl Service {
     }
 
     /// The service name, if set.
+    ///
+    /// ```
+    /// use corrlog::fmt::Service;
+    ///
+    /// assert_eq!(Service::new("orders").name(), Some("orders"));
+    /// assert_eq!(Service::default().environment("prod").name(), None);
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
