@@ -48,7 +48,8 @@ pub struct LogLayer<W> {
     style: Style,
     redaction: Redaction,
     constant: Constant,
-    /// The service fields as given, re-encoded if the style changes.
+    /// The service and project as given: the constant part of the line is
+    /// encoded from them whenever either is set.
     service: Option<Service>,
     gcp_project: Option<String>,
     panic_lines: bool,
