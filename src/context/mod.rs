@@ -70,11 +70,19 @@
 //! If you propagate with tracing's `.in_current_span()` instead, the lines
 //! still carry the request id (the HTTP layer's request span holds it), but
 //! [`crate::request_id`] returns `None` there: prefer the helpers.
+//!
+//! # SQL statements
+//!
+//! [`tag_sql`] appends a [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
+//! comment with the request id and `traceparent` to a statement, so a slow
+//! query in the database's log leads back to the request. Mind the cost to
+//! prepared-statement caches ([`RequestContext::tag_sql`]).
 
 pub(crate) mod buffer;
 pub(crate) mod id;
 pub(crate) mod request;
 pub(crate) mod spawn;
+pub(crate) mod sql;
 pub(crate) mod trace;
 
 pub(crate) use self::id::RequestId;
@@ -84,5 +92,6 @@ pub(crate) use self::request::{
     BoundField, FieldValue, RequestContext, ACCESS_TARGET, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET,
 };
 pub use self::spawn::{capture, FutureExt, InRequest};
+pub use self::sql::tag_sql;
 pub(crate) use self::trace::write_hex;
 pub use self::trace::TraceContext;
