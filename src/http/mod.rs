@@ -80,7 +80,9 @@
 //! Calls the service makes carry the request id (in the header it reads it
 //! from) and a `traceparent` naming this hop: [`inject`] fills any
 //! `http::HeaderMap`; with the `reqwest` feature, [`PropagateHeaders`] does
-//! it for a `reqwest_middleware` client.
+//! it for a `reqwest_middleware` client. Queue messages and other
+//! key-value carriers: [`carrier::inject`] on the producer, and
+//! [`carrier::extract`] on the consumer, validated like HTTP headers.
 //!
 //! # Errors from the inner service
 //!
@@ -90,6 +92,7 @@
 
 mod access;
 mod body;
+pub mod carrier;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;

@@ -153,12 +153,29 @@ impl TraceParent {
 /// Continues the trace in `headers` when its `traceparent` is valid,
 /// otherwise starts a new one; either way with a new span id.
 pub(crate) fn continue_or_start(headers: &HeaderMap) -> TraceContext {
-    match TraceParent::from_headers(headers) {
+    continue_or_start_from(TraceParent::from_headers(headers), || {
+        tracestate_of(
+            headers
+                .get_all("tracestate")
+                .iter()
+                // A header that is not visible ASCII has no valid member.
+                .filter_map(|value| value.to_str().ok()),
+        )
+    })
+}
+
+/// Continues the trace of `parent` with the `tracestate` it came with,
+/// or starts a new one; either way with a new span id.
+pub(crate) fn continue_or_start_from(
+    parent: Option<TraceParent>,
+    tracestate: impl FnOnce() -> Option<Box<str>>,
+) -> TraceContext {
+    match parent {
         Some(parent) => TraceContext::from_parts(
             parent.trace_id,
             random_nonzero(),
             parent.flags & 1,
-            tracestate(headers),
+            tracestate(),
         )
         .with_parent(parent.parent_id),
         None => TraceContext::new_root(),
@@ -208,18 +225,14 @@ fn valid_value(value: &str) -> bool {
         && b.iter().all(|&c| c == b' ' || nblk(c))
 }
 
-/// The valid list members of the request's `tracestate` headers, joined
-/// with `,`: members that break the W3C grammar, repeat an earlier key, come
-/// after the 32nd, or would take the whole past
-/// [`MAX_TRACESTATE_BYTES`] are dropped; `None` when no member is left.
-fn tracestate(headers: &HeaderMap) -> Option<Box<str>> {
+/// The valid list members of `tracestate` values, joined with `,`:
+/// members that break the W3C grammar, repeat an earlier key, come after
+/// the 32nd, or would take the whole past [`MAX_TRACESTATE_BYTES`] are
+/// dropped; `None` when no member is left.
+pub(crate) fn tracestate_of<'a>(values: impl Iterator<Item = &'a str>) -> Option<Box<str>> {
     let mut joined = String::new();
     let mut keys: Vec<&str> = Vec::new();
-    let members = headers
-        .get_all("tracestate")
-        .iter()
-        // A header that is not visible ASCII has no valid member.
-        .filter_map(|value| value.to_str().ok())
+    let members = values
         .flat_map(|text| text.split(','))
         .map(|member| member.trim_matches([' ', '\t']))
         .filter(|member| !member.is_empty());

@@ -1,0 +1,198 @@
+//! Queue messages carry the request: a producer serving a request injects
+//! its id and trace into message headers, sent over a real channel; the
+//! consumer extracts a context from each message and logs in it. Hostile
+//! header values are replaced, never echoed or logged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+
+use corrlog::context::TraceContext;
+use corrlog::http::{carrier, X_REQUEST_ID};
+use corrlog::testing::TestLogs;
+use corrlog::{RequestContext, RequestId};
+use serde_json::Value;
+
+struct Message {
+    headers: HashMap<String, String>,
+    body: u32,
+}
+
+/// Runs a consumer loop over `messages` on a multi-thread runtime;
+/// returns every line.
+fn consume(messages: Vec<Message>) -> Vec<Value> {
+    let logs = TestLogs::new();
+    let rt = logs.runtime(2);
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
+        let consumer = tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                let ctx = carrier::extract(&message.headers);
+                ctx.scope(async {
+                    tokio::task::yield_now().await;
+                    tracing::info!(target: "worker", body = message.body, "message handled");
+                })
+                .await;
+            }
+        });
+        for message in messages {
+            tx.send(message).await.unwrap();
+        }
+        drop(tx);
+        consumer.await.unwrap();
+    });
+    drop(rt);
+    common::parse_lines(logs.capture().bytes().as_slice())
+}
+
+#[test]
+fn a_message_continues_the_request_that_sent_it() {
+    let logs = TestLogs::new();
+    let rt = logs.runtime(2);
+    // Producers: 200 requests, each with its own id and trace, each
+    // sending one message from inside its context.
+    let (messages, sent) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let ctx = RequestContext::with_trace(
+                RequestId::new(&format!("req-{i}")).unwrap(),
+                Some(TraceContext::new_root()),
+                X_REQUEST_ID,
+            );
+            tasks.push(tokio::spawn(ctx.clone().scope(async move {
+                tokio::task::yield_now().await;
+                let mut headers = HashMap::new();
+                assert!(carrier::inject(&mut headers));
+                let trace = corrlog::RequestContext::current()
+                    .unwrap()
+                    .trace()
+                    .unwrap()
+                    .clone();
+                (Message { headers, body: i }, trace)
+            })));
+        }
+        let mut messages = Vec::new();
+        let mut sent = Vec::new();
+        for task in tasks {
+            let (message, trace) = task.await.unwrap();
+            messages.push(message);
+            sent.push(trace);
+        }
+        (messages, sent)
+    });
+    drop(rt);
+    let lines = consume(messages);
+    assert_eq!(lines.len(), 200);
+    for line in &lines {
+        let i = line["body"].as_u64().unwrap() as usize;
+        assert_eq!(line["request_id"], format!("req-{i}"));
+        // The same trace, a new span for the consumer's hop.
+        assert_eq!(line["trace_id"], sent[i].trace_id_hex());
+        assert_ne!(line["span_id"], sent[i].span_id_hex());
+        assert_eq!(line["trace_flags"], "01");
+    }
+}
+
+#[test]
+fn hostile_header_values_are_replaced_and_never_logged() {
+    let mut messages = Vec::new();
+    let mut raw = Vec::new();
+    for (i, (_, id)) in common::hostile_ids().into_iter().enumerate() {
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let traceparent = format!("00-{id}-00f067aa0ba902b7-01");
+        let headers = HashMap::from([
+            ("x-request-id".to_owned(), id.clone()),
+            ("traceparent".to_owned(), traceparent),
+            ("tracestate".to_owned(), format!("k={id}")),
+        ]);
+        raw.push(id);
+        messages.push(Message {
+            headers,
+            body: i as u32,
+        });
+    }
+    // Uppercase keys are found too; a valid id is kept.
+    messages.push(Message {
+        headers: HashMap::from([
+            ("X-Request-ID".to_owned(), "fine-1".to_owned()),
+            (
+                "TraceParent".to_owned(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            ),
+            ("tracestate".to_owned(), "congo=t61,bad key=1".to_owned()),
+        ]),
+        body: 999,
+    });
+    let lines = consume(messages);
+    let text = lines
+        .iter()
+        .map(|l| serde_json::to_string(l).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for line in &lines {
+        if line["body"] == 999 {
+            assert_eq!(line["request_id"], "fine-1");
+            assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+            continue;
+        }
+        assert!(
+            common::is_uuid_v4(line["request_id"].as_str().unwrap()),
+            "{line}"
+        );
+        assert_ne!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+    for id in &raw {
+        if id.len() > 3 && !id.trim().is_empty() {
+            assert!(!text.contains(id.as_str()), "{id:?} was logged");
+        }
+    }
+    // The valid member of a tracestate goes on; the broken one does not.
+    let ctx = carrier::extract(&HashMap::from([
+        (
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        ),
+        ("tracestate".to_owned(), "congo=t61,bad key=1".to_owned()),
+    ]));
+    assert_eq!(ctx.trace().unwrap().tracestate(), Some("congo=t61"));
+}
+
+#[test]
+fn every_carrier_type_round_trips() {
+    let ctx = RequestContext::with_trace(
+        RequestId::new("rt-1").unwrap(),
+        Some(TraceContext::new_root()),
+        X_REQUEST_ID,
+    );
+    let check = |extracted: RequestContext| {
+        assert_eq!(extracted.id().as_str(), "rt-1");
+        assert_eq!(
+            extracted.trace().unwrap().trace_id_hex(),
+            ctx.trace().unwrap().trace_id_hex()
+        );
+        assert_eq!(
+            extracted.trace().unwrap().parent_span_id_hex(),
+            Some(ctx.trace().unwrap().span_id_hex())
+        );
+    };
+    let mut map: HashMap<String, String> = HashMap::from([("X-REQUEST-ID".into(), "old".into())]);
+    carrier::inject_from(&ctx, &mut map);
+    assert_eq!(map.len(), 2, "the old id replaced, whatever its case");
+    check(carrier::extract(&map));
+    let mut tree = std::collections::BTreeMap::new();
+    carrier::inject_from(&ctx, &mut tree);
+    check(carrier::extract(&tree));
+    let mut list: Vec<(String, String)> = vec![("x-request-id".into(), "old".into())];
+    carrier::inject_from(&ctx, &mut list);
+    assert_eq!(list.len(), 2);
+    check(carrier::extract(&list));
+    check(carrier::extract(list.as_slice()));
+    let mut headers = http::HeaderMap::new();
+    carrier::inject_from(&ctx, &mut headers);
+    check(carrier::extract(&headers));
+    // Outside a request nothing is written.
+    let mut empty: HashMap<String, String> = HashMap::new();
+    assert!(!carrier::inject(&mut empty));
+    assert!(empty.is_empty());
+}
