@@ -104,6 +104,9 @@ fn of<'a>(lines: &'a [Value], id: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["request_id"] == id).collect()
 }
 
+/// Lets the `/outlive` request's task log, after its response.
+static RESPONDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 fn routes() -> Router {
     Router::new()
         .route(
@@ -171,7 +174,8 @@ fn routes() -> Router {
             get(|| async {
                 tracing::debug!("in the request");
                 corrlog::spawn(async {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // Logs only once the client has its response.
+                    RESPONDED.notified().await;
                     tracing::debug!("after the end, below the level");
                     tracing::info!("after the end, at the level");
                 });
@@ -377,8 +381,20 @@ fn a_task_that_outlives_its_request_is_filtered_as_usual() {
     common::client_runtime().block_on(async {
         let client = reqwest::Client::new();
         assert_eq!(get_status(&client, addr, "/outlive", "late-1").await, 200);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // The response is out, so the request has ended (its access line
+        // is written as the body ends): now let its task log.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        RESPONDED.notify_one();
     });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&server.capture.bytes()).contains("after the end, at the level")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never logged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let lines = server.finish();
     assert_eq!(
         messages(&of(&lines, "late-1")),
