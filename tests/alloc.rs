@@ -145,3 +145,53 @@ fn a_buffered_line_in_steady_state_allocates_nothing() {
     let report = guard.shutdown(Duration::from_secs(5));
     assert!(report.stats.written > 0);
 }
+
+/// Allocations of `requests` requests, each logging `lines` DEBUG lines in
+/// its own context and ending well, after a warm-up.
+fn allocations_per_request(subscriber: impl tracing::Subscriber + Send + Sync, lines: u32) -> u64 {
+    const REQUESTS: u64 = 1_000;
+    tracing::subscriber::with_default(subscriber, || {
+        let request = || {
+            let ctx = RequestContext::new(RequestId::new("r-1").unwrap());
+            ctx.clone().run(|| {
+                for i in 0..lines {
+                    tracing::debug!(i, pad = "0123456789abcdef0123456789abcdef", "step");
+                }
+            });
+            // Dropped unflushed, as a request that ended well.
+        };
+        for _ in 0..100 {
+            request();
+        }
+        let before = allocations();
+        for _ in 0..REQUESTS {
+            request();
+        }
+        (allocations() - before) / REQUESTS
+    })
+}
+
+#[test]
+fn buffering_adds_no_allocation_per_request_in_steady_state() {
+    let (pipeline, guard) = Pipeline::builder(std::io::sink())
+        .flush_on_panic(false)
+        .start();
+    let buffering = Buffering::up_to(tracing::Level::DEBUG);
+    let filter = || tracing_subscriber::filter::LevelFilter::INFO;
+    let bare = allocations_per_request(
+        tracing_subscriber::registry()
+            .with(filter())
+            .with(LogLayer::json(pipeline.clone())),
+        20,
+    );
+    let buffered = allocations_per_request(
+        tracing_subscriber::registry()
+            .with(BufferingFilter::new(filter(), &buffering))
+            .with(LogLayer::json(pipeline).buffering(buffering)),
+        20,
+    );
+    eprintln!("allocations per request: {bare} without buffering, {buffered} buffering 20 lines");
+    // The request's buffers come from the thread's pool and go back to it.
+    assert_eq!(buffered, bare);
+    guard.shutdown(Duration::from_secs(5));
+}

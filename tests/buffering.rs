@@ -18,8 +18,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use corrlog::fmt::Buffering;
+use corrlog::http::AccessLog;
 use corrlog::output::{Backpressure, Capture};
-use corrlog::{Format, Logging, Output};
+use corrlog::{Format, Logging, Output, RequestLayer};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
@@ -34,8 +35,18 @@ impl Server {
     /// Serves `app` with the builder's set-up at `info`, buffering DEBUG
     /// lines under `buffering`.
     fn start(app: Router, buffering: Buffering, backpressure: Backpressure) -> Server {
+        Server::start_with(app, buffering, backpressure, RequestLayer::new())
+    }
+
+    fn start_with(
+        app: Router,
+        buffering: Buffering,
+        backpressure: Backpressure,
+        layer: RequestLayer,
+    ) -> Server {
         let capture = Capture::new();
         let (subscriber, logging) = corrlog::builder()
+            .request_layer(layer)
             .format(Format::Json)
             .level("info")
             .buffer(buffering)
@@ -372,6 +383,27 @@ fn evictions_are_counted_exactly_under_the_process_wide_cap() {
     assert_eq!(evicted + kept.len() as u64, 40);
     assert_eq!(kept, (evicted..40).collect::<Vec<_>>());
     assert_eq!(big.last().unwrap()["buffer_evicted"], evicted);
+}
+
+#[test]
+fn with_the_access_log_off_a_request_still_flushes_or_drops_its_lines() {
+    let layer = RequestLayer::new().access_log(AccessLog::default().enabled(false));
+    let server = Server::start_with(routes(), up_to_debug(), Backpressure::default(), layer);
+    let addr = server.addr;
+    common::client_runtime().block_on(async {
+        let client = reqwest::Client::new();
+        assert_eq!(
+            get_status(&client, addr, "/unavailable", "off-5xx").await,
+            503
+        );
+        assert_eq!(get_status(&client, addr, "/ok", "off-ok").await, 200);
+    });
+    let lines = server.finish();
+    assert_eq!(
+        messages(&of(&lines, "off-5xx")),
+        ["DEBUG why it is unavailable"]
+    );
+    assert_eq!(messages(&of(&lines, "off-ok")), ["INFO ok done"]);
 }
 
 #[test]

@@ -526,5 +526,55 @@ mod tests {
             }
         );
         assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
+
+        // Evicting for a long time keeps the memory near the cap: the
+        // dead prefix is dropped, not piled up; the newest lines are kept.
+        let f = RequestContext::new(RequestId::new("f").unwrap());
+        for n in 0..10_000 {
+            assert_eq!(
+                f.buffer().offer(&dyn_target, &line(n % 1000), caps),
+                Offer::Kept
+            );
+        }
+        {
+            let state = f.buffer().lock();
+            let lines = state.first.as_ref().unwrap();
+            assert!(
+                lines.bytes.capacity() <= 4 * caps.request_bytes,
+                "{}",
+                lines.bytes.capacity()
+            );
+            assert_eq!(lines.live(), 1_000);
+            let newest: Vec<&[u8]> = lines.iter().collect();
+            assert_eq!(newest.last().unwrap(), &line(999).as_slice());
+        }
+        drop(f);
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
+
+        // Two layers buffering for one request: each gets its own lines.
+        let other = Arc::new(Lines::default());
+        let dyn_other: Arc<dyn BufferTarget> = other.clone();
+        let g = RequestContext::new(RequestId::new("g").unwrap());
+        for n in 0..3 {
+            assert_eq!(g.buffer().offer(&dyn_target, &line(n), caps), Offer::Kept);
+            assert_eq!(
+                g.buffer().offer(&dyn_other, &line(10 + n), caps),
+                Offer::Kept
+            );
+            assert_eq!(
+                g.buffer().offer(&dyn_other, &line(20 + n), caps),
+                Offer::Kept
+            );
+        }
+        assert!(g.flush_buffer());
+        let text = |lines: &Lines| lines.0.lock().unwrap().concat();
+        let expected = |ns: &[usize]| {
+            ns.iter()
+                .map(|&n| String::from_utf8(line(n)).unwrap())
+                .collect::<String>()
+        };
+        assert_eq!(text(&target), expected(&[0, 1, 2]));
+        assert_eq!(text(&other), expected(&[10, 20, 11, 21, 12, 22]));
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
     }
 }
