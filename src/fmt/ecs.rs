@@ -3,7 +3,7 @@
 //! dotted keys at top level.
 
 use super::escape::write_str;
-use super::line::{write_json_tail, AccessField, Line, Style, Unit};
+use super::line::{lowercase_level_name, write_json_tail, AccessField, Line, Style, Unit};
 use super::time::TimestampCache;
 use crate::panic::PANIC_TARGET;
 
@@ -39,21 +39,11 @@ pub(crate) fn is_reserved(key: &str) -> bool {
     RESERVED_KEYS.contains(&key)
 }
 
-fn level(level: tracing::Level) -> &'static [u8] {
-    match level {
-        tracing::Level::TRACE => b"trace",
-        tracing::Level::DEBUG => b"debug",
-        tracing::Level::INFO => b"info",
-        tracing::Level::WARN => b"warn",
-        tracing::Level::ERROR => b"error",
-    }
-}
-
 pub(crate) fn write_line(out: &mut Vec<u8>, clock: &mut TimestampCache, line: &Line<'_>) {
     out.extend_from_slice(b"{\"@timestamp\":");
     clock.write(out, line.now);
     out.extend_from_slice(b",\"log.level\":\"");
-    out.extend_from_slice(level(line.level));
+    out.extend_from_slice(lowercase_level_name(line.level));
     out.extend_from_slice(b"\",\"message\":\"");
     out.extend_from_slice(line.message);
     out.extend_from_slice(b"\",\"ecs.version\":\"");

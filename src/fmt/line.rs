@@ -180,6 +180,18 @@ pub(crate) fn level_name(level: Level) -> &'static [u8] {
     }
 }
 
+/// The level in lowercase, as ECS's `log.level` and Datadog's `status`
+/// take it.
+pub(crate) fn lowercase_level_name(level: Level) -> &'static [u8] {
+    match level {
+        Level::TRACE => b"trace",
+        Level::DEBUG => b"debug",
+        Level::INFO => b"info",
+        Level::WARN => b"warn",
+        Level::ERROR => b"error",
+    }
+}
+
 /// Appends the request's bound fields whose keys are not in `keys`.
 pub(crate) fn write_bound_fields(
     out: &mut Vec<u8>,
