@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use super::request::RequestContext;
 
 /// The statement with a sqlcommenter comment naming the current request
@@ -108,18 +110,16 @@ pub(crate) fn with_comment<'a>(statement: &'a str, pairs: &mut [(&str, &str)]) -
     Cow::Owned(out)
 }
 
+/// Every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`).
+const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Appends `text` with every byte but the unreserved ones as `%XX`.
 fn url_encode(out: &mut String, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-    }
+    out.extend(utf8_percent_encode(text, ENCODED));
 }
 
 #[cfg(test)]
@@ -128,22 +128,11 @@ mod tests {
 
     use super::*;
 
-    /// Decodes `%XX` escapes.
     fn decode(text: &str) -> String {
-        let bytes = text.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 3;
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .unwrap()
+            .into_owned()
     }
 
     #[test]
