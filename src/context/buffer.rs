@@ -12,16 +12,17 @@ use super::request::RequestContext;
 /// Bytes buffered by every request of the process together.
 static TOTAL_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether any line layer of the process buffers: the HTTP layer then ends
-/// each request's buffering even with the access log off.
+/// Whether buffering is in use in the process (a line layer buffers, or a
+/// buffering filter marks events): the HTTP layer then ends each request's
+/// buffering even with the access log off, and line layers look for marks.
 static IN_USE: AtomicBool = AtomicBool::new(false);
 
-/// Notes that a line layer buffers.
+/// Notes that buffering is in use.
 pub(crate) fn set_in_use() {
     IN_USE.store(true, Ordering::Relaxed);
 }
 
-/// Whether any line layer buffers.
+/// Whether buffering is in use.
 pub(crate) fn in_use() -> bool {
     IN_USE.load(Ordering::Relaxed)
 }

@@ -209,6 +209,7 @@ pub struct BufferingFilter<F> {
 impl<F> BufferingFilter<F> {
     /// `inner`, widened for `buffering`.
     pub fn new(inner: F, buffering: &Buffering) -> Self {
+        crate::context::buffer::set_in_use();
         BufferingFilter {
             inner,
             level: Some(buffering.level),
@@ -255,7 +256,8 @@ where
 
     fn enabled(&self, meta: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
         if self.inner.enabled(meta, ctx) {
-            if self.level.is_some() {
+            // Only events this filter may buffer are ever marked.
+            if self.may_buffer(meta) {
                 set_mark(meta, false);
             }
             return true;

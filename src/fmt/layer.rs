@@ -419,7 +419,9 @@ impl<W: Sink> LogLayer<W> {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         s.clear();
-        let marked = is_marked(event.metadata());
+        // Only a `BufferingFilter` marks events, and making one notes that
+        // buffering is in use: without one, no thread-local lookup.
+        let marked = crate::context::buffer::in_use() && is_marked(event.metadata());
         let Scratch {
             line,
             message,
