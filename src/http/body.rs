@@ -8,6 +8,7 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use super::access::Record;
+use super::grpc;
 use crate::context::RequestContext;
 use crate::panic::{catch_panic, panic_message};
 
@@ -25,6 +26,7 @@ pin_project! {
         ctx: RequestContext,
         span: Span,
         access: Option<Box<Record>>,
+        is_grpc: bool,
     }
 
     impl<B> PinnedDrop for ResponseBody<B> {
@@ -58,6 +60,7 @@ impl<B: Body> ResponseBody<B> {
         ctx: RequestContext,
         span: Span,
         mut access: Option<Box<Record>>,
+        is_grpc: bool,
     ) -> Self {
         // An empty body may never be polled: it has ended already.
         if body.is_end_stream() {
@@ -73,6 +76,7 @@ impl<B: Body> ResponseBody<B> {
             ctx,
             span,
             access,
+            is_grpc,
         }
     }
 }
@@ -89,6 +93,22 @@ impl<B> ResponseBody<B> {
             ctx,
             span,
             access,
+            is_grpc: false,
+        }
+    }
+
+    /// A body with nothing in it, ended already: its access line is
+    /// written now.
+    pub(crate) fn empty(ctx: RequestContext, span: Span, access: Option<Box<Record>>) -> Self {
+        if let Some(mut record) = access {
+            record.finish_in(&ctx, &span, None);
+        }
+        ResponseBody {
+            kind: Kind::Full { data: None },
+            ctx,
+            span,
+            access: None,
+            is_grpc: false,
         }
     }
 }
@@ -130,6 +150,9 @@ where
                                     "response body panicked; ending the body early"
                                 );
                                 if let Some(mut record) = access.take() {
+                                    if let Some(rpc) = record.grpc.as_mut() {
+                                        rpc.status = Some(grpc::INTERNAL);
+                                    }
                                     record.finish(Some("body_panic"));
                                 }
                                 return None;
@@ -141,6 +164,13 @@ where
                     if let Poll::Ready(Some(Ok(frame))) = &poll {
                         if let Some(data) = frame.data_ref() {
                             record.bytes_out += data.len() as u64;
+                            if let Some(rpc) = record.grpc.as_mut() {
+                                rpc.messages.feed(data);
+                            }
+                        } else if let (Some(trailers), Some(rpc)) =
+                            (frame.trailers_ref(), record.grpc.as_mut())
+                        {
+                            rpc.status = grpc::status(trailers);
                         }
                     }
                     if ended {
@@ -160,7 +190,13 @@ where
             Some(poll) => poll,
             None => {
                 this.kind.set(Kind::Full { data: None });
-                Poll::Ready(None)
+                if *this.is_grpc {
+                    // The stream ends with a status the client can read.
+                    let trailers = grpc::internal_error(this.ctx.id().as_str());
+                    Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                } else {
+                    Poll::Ready(None)
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ use tracing::Span;
 
 use super::access::Record;
 use super::body::ResponseBody;
+use super::grpc;
 use crate::context::RequestContext;
 use crate::panic::{catch_panic, panic_message, PanicPayload};
 
@@ -42,6 +43,7 @@ pin_project! {
         span: Span,
         header: Option<(HeaderName, HeaderValue)>,
         access: Option<Box<Record>>,
+        is_grpc: bool,
     }
 
     impl<F> PinnedDrop for Guarded<F> {
@@ -67,6 +69,7 @@ where
         span: Span,
         header: Option<(HeaderName, HeaderValue)>,
         access: Option<Box<Record>>,
+        is_grpc: bool,
     ) -> Self {
         let (fut, call_panic) = match called {
             Ok(fut) => (Some(fut), None),
@@ -79,6 +82,7 @@ where
             span,
             header,
             access,
+            is_grpc,
         };
         ResponseFuture {
             inner: ctx.scope(guarded),
@@ -151,15 +155,40 @@ where
                         .get(header::CONTENT_LENGTH)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse().ok());
+                    if let Some(rpc) = access.grpc.as_mut() {
+                        // A trailers-only response: the call ended here.
+                        rpc.status = grpc::status(response.headers());
+                    }
                 }
                 let ctx = this.ctx.clone();
-                response.map(|body| ResponseBody::new(body, ctx, span, access))
+                let is_grpc = *this.is_grpc;
+                response.map(|body| ResponseBody::new(body, ctx, span, access, is_grpc))
             }
             Ok(Err(err)) => {
                 if let Some(mut access) = access {
                     span.in_scope(|| access.finish(Some("service_error")));
                 }
                 return Poll::Ready(Err(err));
+            }
+            Err(_) if *this.is_grpc => {
+                // gRPC answers 200 with the status in a trailers-only
+                // response.
+                if let Some(access) = access.as_mut() {
+                    access.status = Some(200);
+                    access.set_reason("panic");
+                    if let Some(rpc) = access.grpc.as_mut() {
+                        rpc.status = Some(grpc::INTERNAL);
+                    }
+                }
+                let mut response =
+                    Response::new(ResponseBody::empty(this.ctx.clone(), span, access));
+                let headers = response.headers_mut();
+                headers.extend(grpc::internal_error(this.ctx.id().as_str()));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+                response
             }
             Err(_) => {
                 if let Some(access) = access.as_mut() {

@@ -79,10 +79,59 @@
 //!
 //! Calls the service makes carry the request id (in the header it reads it
 //! from) and a `traceparent` naming this hop: [`inject`] fills any
-//! `http::HeaderMap`; with the `reqwest` feature, [`PropagateHeaders`] does
-//! it for a `reqwest_middleware` client. Queue messages and other
+//! `http::HeaderMap`, [`PropagateLayer`] does it for a tower client (tonic,
+//! hyper); with the `reqwest` feature, [`PropagateHeaders`] does it for a
+//! `reqwest_middleware` client. Queue messages and other
 //! key-value carriers: [`carrier::inject`] on the producer, and
 //! [`carrier::extract`] on the consumer, validated like HTTP headers.
+//!
+//! # gRPC
+//!
+//! A tonic server takes the layer as it is
+//! (`tonic::transport::Server::builder().layer(RequestLayer::new())`), and
+//! a request with `content-type: application/grpc` (alone, `+proto` or any
+//! codec) is treated as a gRPC call:
+//!
+//! - the id comes from and goes back in the `x-request-id` metadata, with
+//!   the same policy as any header; it is on error statuses too, so
+//!   `status.metadata()` has it on the client;
+//! - the access line's `route` is the RPC, `/package.Service/Method`, and
+//!   it adds `grpc_status` (the code, from the trailers or a trailers-only
+//!   response), `grpc_status_name` (`NOT_FOUND`) and `messages_out` (the
+//!   messages in the response: 1 for a unary call, the count for a
+//!   stream). `status` stays the HTTP status, 200;
+//! - the line's level follows the gRPC status through the HTTP status it
+//!   corresponds to (the `google.rpc.Code` mapping), so
+//!   [`AccessLog::levels`] applies as for HTTP:
+//!
+//! | gRPC status | as HTTP | level by default |
+//! |---|---|---|
+//! | `OK` | 200 | INFO |
+//! | `CANCELLED` | 499 | WARN |
+//! | `INVALID_ARGUMENT`, `FAILED_PRECONDITION`, `OUT_OF_RANGE` | 400 | WARN |
+//! | `UNAUTHENTICATED` | 401 | WARN |
+//! | `PERMISSION_DENIED` | 403 | WARN |
+//! | `NOT_FOUND` | 404 | WARN |
+//! | `ALREADY_EXISTS`, `ABORTED` | 409 | WARN |
+//! | `RESOURCE_EXHAUSTED` | 429 | WARN |
+//! | `UNKNOWN`, `INTERNAL`, `DATA_LOSS`, codes beyond 16 | 500 | ERROR |
+//! | `UNIMPLEMENTED` | 501 | ERROR |
+//! | `UNAVAILABLE` | 503 | ERROR |
+//! | `DEADLINE_EXCEEDED` | 504 | ERROR |
+//!
+//!   A `grpc-status` that is not a number counts as `UNKNOWN`;
+//! - a panic in a handler is logged at ERROR and answered with `INTERNAL`
+//!   (HTTP 200, trailers-only) whose message names the request id, not the
+//!   panic; a panic while a response stream is produced ends the stream
+//!   with `INTERNAL` trailers the same way. A stream the client cancels
+//!   gets the `client_disconnect` reason, as for HTTP;
+//! - the context is current while the response stream is polled, so the
+//!   lines of a server-streaming handler's items carry the id.
+//!
+//! A tonic client propagates the id and `traceparent` with
+//! [`PropagateLayer`] around its channel. gRPC-Web (`application/grpc-web`)
+//! carries its status in the body and is treated as plain HTTP. See
+//! `examples/grpc_demo.rs`.
 //!
 //! # Errors from the inner service
 //!
@@ -96,6 +145,7 @@ pub mod carrier;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
+mod grpc;
 mod id_policy;
 pub(crate) mod layer;
 mod propagate;
@@ -111,7 +161,10 @@ pub use self::id_policy::IdPolicy;
 pub(crate) use self::layer::Config;
 #[cfg(feature = "reqwest")]
 pub use self::propagate::PropagateHeaders;
-pub use self::propagate::{inject, inject_from, propagation_headers, TRACEPARENT, TRACESTATE};
+pub use self::propagate::{
+    inject, inject_from, propagation_headers, PropagateLayer, PropagateService, TRACEPARENT,
+    TRACESTATE,
+};
 pub use self::service::RequestService;
 pub use self::trace_context::{TraceParent, MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS};
 pub use crate::context::id::DEFAULT_MAX_LEN;

@@ -9,7 +9,7 @@ use tower_service::Service;
 use super::access::Record;
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
-use super::{trace_context, Config};
+use super::{grpc, trace_context, Config};
 use crate::context::{RequestContext, TraceContext, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
 use crate::panic::catch_panic;
 
@@ -113,6 +113,7 @@ where
             }
         }
         req.extensions_mut().insert(id);
+        let is_grpc = grpc::is_grpc(req.headers());
 
         // Created inside the context so the JSON layer can attach it to the
         // span (see `SpanRequest` in the layer).
@@ -126,7 +127,7 @@ where
         let inner = &mut self.inner;
         let (access, called) = ctx.clone().run(|| {
             span.in_scope(|| {
-                let access = Record::start(&self.config, &req);
+                let access = Record::start(&self.config, &req, is_grpc);
                 (access, catch_panic(|| inner.call(req)))
             })
         });
@@ -137,6 +138,7 @@ where
             span,
             header_value.map(|v| (config.response_header.clone(), v)),
             access,
+            is_grpc,
         )
     }
 }

@@ -10,9 +10,14 @@ use std::time::Duration;
 
 /// The demo binary `cargo test` builds beside this test.
 pub fn demo_binary() -> PathBuf {
+    example_binary("demo")
+}
+
+/// An example binary `cargo test` builds beside this test.
+pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let demo = dir.join("examples").join("demo");
+    let demo = dir.join("examples").join(name);
     assert!(
         demo.exists(),
         "{} not found: `cargo test` builds the examples; run it rather than a single --test",
@@ -33,7 +38,16 @@ impl Drop for Reaper {
 
 /// Starts the demo on a free port with `env`; returns it and its address.
 pub fn start_demo(env: &[(&str, &str)]) -> (Reaper, BufReader<ChildStdout>, SocketAddr) {
-    let mut command = Command::new(demo_binary());
+    start_example("demo", env)
+}
+
+/// Starts an example server (one taking `--addr` and logging its address
+/// first) on a free port with `env`; returns it and its address.
+pub fn start_example(
+    name: &str,
+    env: &[(&str, &str)],
+) -> (Reaper, BufReader<ChildStdout>, SocketAddr) {
+    let mut command = Command::new(example_binary(name));
     command
         .args(["--addr", "127.0.0.1:0"])
         .env_remove("RUST_LOG")

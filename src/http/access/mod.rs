@@ -19,12 +19,13 @@ pub(crate) use self::record::Record;
 ///
 /// One line per request, logged when the response body has been sent (or
 /// failed, or the client went away), with `method`, `path` (without the
-/// query string by default), `route` (axum's matched path), `status`,
-/// `latency_ms` (to the end of the body), `bytes_out`, `client_ip`,
-/// `user_agent`, the request id, `parent_span_id` (the caller's span, when
-/// the request continued a valid `traceparent`), and `reason` when the
-/// request did not end
-/// normally:
+/// query string by default), `route` (axum's matched path, or a gRPC
+/// call's `/package.Service/Method`), `status`, `latency_ms` (to the end of
+/// the body), `bytes_out`, `client_ip`, `user_agent`, the request id,
+/// `parent_span_id` (the caller's span, when the request continued a valid
+/// `traceparent`), for gRPC calls `grpc_status`, `grpc_status_name` and
+/// `messages_out` (see [gRPC](crate::http#grpc)), and `reason` when the
+/// request did not end normally:
 ///
 /// | reason | what happened |
 /// |---|---|
@@ -37,6 +38,8 @@ pub(crate) use self::record::Record;
 ///
 /// Levels: 2xx/3xx at INFO, 4xx at WARN, 5xx and abnormal ends at ERROR
 /// (`client_disconnect` and `cancelled` at WARN); see [`AccessLog::levels`].
+/// A gRPC call's level follows its `grpc_status` (`NOT_FOUND` at WARN,
+/// `INTERNAL` at ERROR; the table is in the [gRPC](crate::http#grpc) docs).
 ///
 /// ```
 /// use corrlog::http::AccessLog;

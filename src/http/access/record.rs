@@ -9,6 +9,7 @@ use tracing::{Level, Span};
 
 use super::client_ip::{client_ip, peer_addr};
 use crate::context::{RequestContext, TraceContext, ACCESS_TARGET};
+use crate::http::grpc::{self, Messages};
 use crate::http::Config;
 
 #[cfg(feature = "axum")]
@@ -57,6 +58,16 @@ pub(crate) struct Record {
     done: bool,
     /// Why the request ended abnormally, when known before the body ends.
     reason: Option<&'static str>,
+    /// For a gRPC call: its status, once the response headers or trailers
+    /// carried one, and the messages its response body held.
+    pub(crate) grpc: Option<Rpc>,
+}
+
+/// What the access line of a gRPC call adds.
+#[derive(Debug, Default)]
+pub(crate) struct Rpc {
+    pub(crate) status: Option<u16>,
+    pub(crate) messages: Messages,
 }
 
 macro_rules! at_level {
@@ -76,7 +87,11 @@ impl Record {
     /// Cheap: reference-counted clones of the method, URI, matched route,
     /// user agent and logged headers; text is only made when the line is
     /// written.
-    pub(crate) fn start<B>(config: &Arc<Config>, req: &Request<B>) -> Option<Box<Record>> {
+    pub(crate) fn start<B>(
+        config: &Arc<Config>,
+        req: &Request<B>,
+        is_grpc: bool,
+    ) -> Option<Box<Record>> {
         let access = &config.access;
         // With the access log off, a record still ends the request's
         // buffering, when a line layer buffers.
@@ -120,6 +135,7 @@ impl Record {
             config: config.clone(),
             done: false,
             reason: None,
+            grpc: is_grpc.then(Rpc::default),
         };
         if access.enabled && access.log_start {
             tracing::info!(
@@ -166,7 +182,10 @@ impl Record {
             return;
         }
         let reason = self.reason.or(reason);
-        let status = self.status;
+        let grpc_status = self.grpc.as_ref().and_then(|rpc| rpc.status);
+        // A gRPC call answers 200 whatever happened: its status decides, as
+        // the HTTP status it corresponds to.
+        let status = grpc_status.map(grpc::http_equivalent).or(self.status);
         let ctx = RequestContext::current();
         // Buffered lines: written for a server-side failure (a 5xx, no
         // response, or a body that ended abnormally), dropped otherwise;
@@ -219,13 +238,21 @@ impl Record {
             level,
             method = self.method.as_str(),
             path,
-            route = self.route.as_ref().map(route_str),
-            status,
+            route = match (&self.route, &self.grpc) {
+                (Some(route), _) => Some(route_str(route)),
+                // The RPC, `/package.Service/Method`.
+                (None, Some(_)) => Some(self.uri.path()),
+                (None, None) => None,
+            },
+            status = self.status,
             latency_ms,
             bytes_out = self.bytes_out,
             client_ip = self.client_ip.map(tracing::field::display),
             user_agent = user_agent.as_deref(),
             parent_span_id,
+            grpc_status,
+            grpc_status_name = grpc_status.map(grpc::status_name),
+            messages_out = self.grpc.as_ref().map(|rpc| rpc.messages.count()),
             reason,
             buffer_discarded,
             buffer_evicted,
