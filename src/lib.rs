@@ -71,7 +71,7 @@
 //! | `axum` | yes | `RequestId` and `Option<RequestId>` as axum extractors |
 //! | `log` | yes | records of crates using `log` go to the same lines, with the request id |
 //! | `reqwest` | yes | [`http::PropagateHeaders`], a `reqwest-middleware` middleware |
-//! | `opentelemetry` | no | use the ids of an active OpenTelemetry span context |
+//! | `opentelemetry` | no | with `tracing-opentelemetry`, lines carry the ids of the exported request span (see [`TraceParent`](crate::http::TraceParent)) |
 //!
 //! # Why not a `thread_local!`
 //!

@@ -54,7 +54,9 @@ pub struct RequestContext {
 
 struct Inner {
     id: RequestId,
-    trace: Option<TraceContext>,
+    /// Set at creation, or once just after when the ids come from the
+    /// request's OpenTelemetry span (which needs the context to exist).
+    trace: OnceLock<TraceContext>,
     /// The header the id travels in, on the way in and out.
     header: HeaderName,
     fields: Mutex<Vec<BoundField>>,
@@ -84,7 +86,7 @@ impl fmt::Debug for RequestContext {
         let fields = self.fields();
         let mut map = f.debug_map();
         map.entry(&"request_id", &self.inner.id.as_str());
-        if let Some(trace) = &self.inner.trace {
+        if let Some(trace) = self.trace() {
             map.entry(&"trace_id", &trace.trace_id_hex());
             map.entry(&"span_id", &trace.span_id_hex());
         }
@@ -130,6 +132,7 @@ impl RequestContext {
     /// assert_eq!(ctx.trace().unwrap().trace_id_hex().len(), 32);
     /// ```
     pub fn with_trace(id: RequestId, trace: Option<TraceContext>, header: HeaderName) -> Self {
+        let trace = trace.map_or_else(OnceLock::new, OnceLock::from);
         RequestContext {
             inner: Arc::new(Inner {
                 id,
@@ -144,7 +147,14 @@ impl RequestContext {
 
     /// The request's place in a trace, if it has one.
     pub fn trace(&self) -> Option<&TraceContext> {
-        self.inner.trace.as_ref()
+        self.inner.trace.get()
+    }
+
+    /// Gives a context made without a trace its trace; no effect on one
+    /// that has a trace already.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) fn set_trace(&self, trace: TraceContext) {
+        let _ = self.inner.trace.set(trace);
     }
 
     /// The header name the id travels in (`x-request-id` by default).

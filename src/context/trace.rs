@@ -127,6 +127,12 @@ impl TraceContext {
             .and_then(|hex| std::str::from_utf8(hex).ok())
     }
 
+    /// The trace id's bytes.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
     /// The low 64 bits of the trace id, as a number (Datadog's trace id).
     pub(crate) fn trace_id_low_u64(&self) -> u64 {
         let mut low = [0u8; 8];

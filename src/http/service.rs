@@ -94,6 +94,11 @@ where
                 trace_context::continue_or_start(req.headers())
             }
         });
+        // With the `opentelemetry` feature the trace is settled once the
+        // request span exists: tracing-opentelemetry, when installed, gives
+        // that span the ids it will be exported with.
+        #[cfg(feature = "opentelemetry")]
+        let (trace, pending) = (None, trace);
         let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
         if let Some(correlation) = &correlation {
             ctx.bind("correlation_id", correlation);
@@ -120,6 +125,10 @@ where
         let span = ctx
             .clone()
             .run(|| tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME));
+        #[cfg(feature = "opentelemetry")]
+        if let Some(trace) = pending {
+            ctx.set_trace(trace_context::exported_span_ids(&span, trace, config.edge));
+        }
 
         // Routing and handler set-up may run synchronously inside `call`:
         // do it in the context too, and catch a panic there like one in the

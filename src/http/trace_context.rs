@@ -35,9 +35,14 @@ pub const MAX_TRACESTATE_BYTES: usize = 512;
 /// bytes ([`MAX_TRACESTATE_BYTES`]) in all. Several headers are joined with
 /// `,`; other members are dropped.
 ///
-/// With the `opentelemetry` feature, when an OpenTelemetry span context is
-/// active as the request arrives (an outer OpenTelemetry middleware
-/// attached one), its trace id and span id are used rather than new ones.
+/// With the `opentelemetry` feature and `tracing-opentelemetry` installed,
+/// the lines carry the ids of the request span it exports instead: the
+/// span continues a valid `traceparent` (its remote parent is the caller's
+/// span), starts a new trace in edge mode, and is the child of an enclosing
+/// span that already continues the caller's trace (an OpenTelemetry
+/// middleware outside this layer). Outgoing calls then name that span.
+/// Without `tracing-opentelemetry`, an OpenTelemetry span context active as
+/// the request arrives supplies the trace id and span id.
 ///
 /// ```
 /// use corrlog::http::TraceParent;
@@ -201,6 +206,79 @@ pub(crate) fn from_opentelemetry() -> Option<TraceContext> {
             tracestate,
         )
     })
+}
+
+/// The ids of the request span as `tracing-opentelemetry` exports it
+/// (feature `opentelemetry`), so every line of the request can be found
+/// from its trace: `ours` is the trace the request would have without it.
+///
+/// The span is first given its parent: none (a new trace) in edge mode;
+/// the caller's span when the request continued a valid `traceparent`,
+/// unless an enclosing span already continues that trace; otherwise
+/// whatever `tracing-opentelemetry` picks (an enclosing span, or a new
+/// trace). Reading its context then starts it, with the ids it will
+/// be exported with. Without `tracing-opentelemetry` installed (or with
+/// the span filtered out) that context is empty and `ours` is kept.
+#[cfg(feature = "opentelemetry")]
+pub(crate) fn exported_span_ids(
+    span: &tracing::Span,
+    ours: TraceContext,
+    edge: bool,
+) -> TraceContext {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let parent = ours
+        .parent_span_hex()
+        .and_then(|hex| SpanId::from_hex(hex).ok());
+    // An enclosing span (an OpenTelemetry middleware outside this layer)
+    // that already continues the caller's trace stays the parent.
+    let continued_outside = || {
+        let enclosing = tracing::Span::current().context();
+        let enclosing = enclosing.span();
+        let sc = enclosing.span_context();
+        sc.is_valid() && sc.trace_id().to_bytes() == ours.trace_id_bytes()
+    };
+    if edge {
+        let _ = span.set_parent(opentelemetry::Context::new());
+    } else if let Some(parent) = parent.filter(|_| !continued_outside()) {
+        let state = ours
+            .tracestate()
+            .and_then(|s| s.parse::<TraceState>().ok())
+            .unwrap_or_default();
+        let remote = SpanContext::new(
+            TraceId::from_bytes(ours.trace_id_bytes()),
+            parent,
+            TraceFlags::new(ours.flags()),
+            true,
+            state,
+        );
+        // An error means no tracing-opentelemetry layer (or a filtered
+        // span): nothing to line up with.
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    let cx = span.context();
+    let otel = cx.span();
+    let sc = otel.span_context();
+    if !sc.is_valid() {
+        return ours;
+    }
+    let exported = TraceContext::from_parts(
+        sc.trace_id().to_bytes(),
+        sc.span_id().to_bytes(),
+        sc.trace_flags().to_u8() & 1,
+        ours.tracestate().map(Box::from),
+    );
+    // The caller's span stays this hop's parent when the trace is the
+    // caller's.
+    match parent {
+        Some(parent) if sc.trace_id().to_bytes() == ours.trace_id_bytes() => {
+            exported.with_parent(parent.to_bytes())
+        }
+        _ => exported,
+    }
 }
 
 /// The most list members a `tracestate` may have.
