@@ -8,6 +8,7 @@
 //! | [`RollingFile`] | an `io::Write` log file rotating by size and time, for a pipeline's output |
 //! | [`Stdout`], [`WriterSink`] | sinks that write on the logging thread |
 //! | [`Capture`] | lines in memory, for tests |
+//! | `otlp::OtlpWriter` | (feature `otlp`) a pipeline output exporting OTLP log records to a collector |
 //!
 //! # When the output is slower than the application
 //!
@@ -20,6 +21,8 @@
 //!
 //! Every dropped line is counted and reported in band. See [`Pipeline`].
 
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod pipeline;
 mod rolling;
 mod sinks;

@@ -77,8 +77,103 @@ impl Builder {
         if let Some(project) = env_var("GOOGLE_CLOUD_PROJECT") {
             self.gcp_project = Some(project.trim().to_owned());
         }
+        #[cfg(feature = "otlp")]
+        {
+            self.otlp = otlp_from_env(self.otlp.take())?;
+        }
         Ok(())
     }
+}
+
+/// The OTLP output as the `OTEL_EXPORTER_OTLP_*` variables change
+/// `configured` (the builder's): an endpoint variable sets or replaces the
+/// endpoint; headers add to the configured ones; the timeout replaces it.
+#[cfg(feature = "otlp")]
+fn otlp_from_env(
+    configured: Option<crate::output::otlp::Otlp>,
+) -> Result<Option<crate::output::otlp::Otlp>, Error> {
+    use crate::output::otlp::Otlp;
+
+    if env_var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    for var in [
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        if let Some(v) = env_var(var) {
+            if v.trim() != "http/protobuf" {
+                return Err(invalid_env(
+                    var,
+                    v,
+                    "http/protobuf (corrlog exports OTLP over HTTP with protobuf; point it at the collector's HTTP port, 4318)",
+                ));
+            }
+        }
+    }
+    let endpoint = env_var("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+        .map(|v| (v.trim().to_owned(), true))
+        .or_else(|| env_var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|v| (v.trim().to_owned(), false)));
+    let mut otlp = match (endpoint, configured) {
+        (Some((url, full)), configured) => {
+            let var = if full {
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+            } else {
+                "OTEL_EXPORTER_OTLP_ENDPOINT"
+            };
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid_env(
+                    var,
+                    url,
+                    "an http:// or https:// URL, like http://127.0.0.1:4318",
+                ));
+            }
+            let fresh = if full {
+                Otlp::new(url)
+            } else {
+                Otlp::base(&url)
+            };
+            match configured {
+                Some(configured) => configured.with_endpoint_of(fresh),
+                None => fresh,
+            }
+        }
+        (None, Some(configured)) => configured,
+        (None, None) => return Ok(None),
+    };
+    for var in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    ] {
+        if let Some(v) = env_var(var) {
+            let headers = parse_resource_attributes(&v).map_err(|_| {
+                invalid_env(
+                    var,
+                    v.clone(),
+                    "comma-separated key=value pairs, values percent-encoded (api-key=secret,tenant=a)",
+                )
+            })?;
+            for (name, value) in headers {
+                otlp = otlp.replace_header(name, value);
+            }
+        }
+    }
+    for var in [
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    ] {
+        if let Some(v) = env_var(var) {
+            let ms: u64 = v.trim().parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                invalid_env(
+                    var,
+                    v.clone(),
+                    "a positive number of milliseconds, like 10000",
+                )
+            })?;
+            otlp = otlp.timeout(std::time::Duration::from_millis(ms));
+        }
+    }
+    Ok(Some(otlp))
 }
 
 /// The service fields `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`

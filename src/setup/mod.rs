@@ -177,6 +177,12 @@ impl Output {
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, values percent-encoded | `service.name` (when `OTEL_SERVICE_NAME` is unset), `service.version`, `service.instance.id` and `deployment.environment.name` of [`Builder::service`]; other keys are ignored |
 /// | `GOOGLE_CLOUD_PROJECT` | a project id | [`Builder::gcp_project`] |
 /// | `CORRLOG_BUFFER` | `debug`, `trace` (the most verbose level buffered), `off` | [`Builder::buffer`] (keeping its byte caps) |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | a base URL, `http://collector:4318` | (feature `otlp`) export OTLP log records to `<base>/v1/logs` ([`Builder::otlp`]) |
+/// | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | a full URL | the same, used as it is; wins over the base |
+/// | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_LOGS_HEADERS` | `key=value,...`, values percent-encoded | headers sent with every export request (the logs variable wins for a key in both) |
+/// | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_LOGS_TIMEOUT` | milliseconds | the timeout of one export request (default 10000) |
+/// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_LOGS_PROTOCOL` | `http/protobuf` | anything else is refused: corrlog exports OTLP/HTTP with protobuf |
+/// | `OTEL_SDK_DISABLED` | `true` | no OTLP export |
 ///
 /// A value corrlog cannot use (a typo in `RUST_LOG` too) makes `init` and
 /// `build` return an [`Error`] naming the variable, so a misconfigured
@@ -202,6 +208,8 @@ pub struct Builder {
     gcp_project: Option<String>,
     panic_lines: Option<bool>,
     buffer: Option<Buffering>,
+    #[cfg(feature = "otlp")]
+    otlp: Option<crate::output::otlp::Otlp>,
     use_env: bool,
 }
 
@@ -227,6 +235,8 @@ pub fn builder() -> Builder {
         gcp_project: None,
         panic_lines: None,
         buffer: None,
+        #[cfg(feature = "otlp")]
+        otlp: None,
         use_env: true,
     }
 }
@@ -245,6 +255,8 @@ pub fn builder() -> Builder {
 pub struct Logging {
     layer: RequestLayer,
     guard: PipelineGuard,
+    /// The OTLP output's pipeline, when one is set up.
+    otlp: Option<PipelineGuard>,
 }
 
 impl Logging {
@@ -277,15 +289,37 @@ impl Logging {
     /// # Ok::<(), corrlog::Error>(())
     /// ```
     pub fn shutdown(self, timeout: Duration) -> ShutdownReport {
-        self.guard.shutdown(timeout)
+        let started = std::time::Instant::now();
+        let mut report = self.guard.shutdown(timeout);
+        if let Some(otlp) = self.otlp {
+            let left = timeout.saturating_sub(started.elapsed());
+            let otlp = otlp.shutdown(left);
+            report.timed_out |= otlp.timed_out;
+            report.otlp = Some(otlp.stats);
+        }
+        report
+    }
+
+    /// The OTLP output's counters so far, when the builder set one up
+    /// (feature `otlp`): `written` records were delivered, `failed` ones
+    /// were refused or could not be sent within the retry window.
+    pub fn otlp_stats(&self) -> Option<Stats> {
+        self.otlp.as_ref().map(PipelineGuard::stats)
     }
 }
 
 /// A subscriber built by [`Builder::build`], to install yourself (e.g. with
-/// `tracing::subscriber::set_default` in a test).
+/// `tracing::subscriber::set_default` in a test): the filter, the line
+/// layer, and the OTLP output's layer when there is one.
 pub type BuiltSubscriber = tracing_subscriber::layer::Layered<
-    LogLayer<Pipeline>,
-    tracing_subscriber::layer::Layered<BufferingFilter<EnvFilter>, tracing_subscriber::Registry>,
+    Option<LogLayer<Pipeline>>,
+    tracing_subscriber::layer::Layered<
+        LogLayer<Pipeline>,
+        tracing_subscriber::layer::Layered<
+            BufferingFilter<EnvFilter>,
+            tracing_subscriber::Registry,
+        >,
+    >,
 >;
 
 impl Builder {
@@ -499,6 +533,23 @@ impl Builder {
         self
     }
 
+    /// Also export every line as an OTLP log record (feature `otlp`), to a
+    /// collector or any OTLP/HTTP receiver, beside the configured output.
+    /// The `OTEL_EXPORTER_OTLP_*` variables set or override it; see the
+    /// [`otlp`](crate::output::otlp) module for the records and delivery.
+    ///
+    /// ```
+    /// use corrlog::output::otlp::Otlp;
+    ///
+    /// let builder = corrlog::builder().otlp(Otlp::base("http://127.0.0.1:4318"));
+    /// # drop(builder);
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp(mut self, otlp: crate::output::otlp::Otlp) -> Self {
+        self.otlp = Some(otlp);
+        self
+    }
+
     /// Builds the subscriber and starts the pipeline without installing
     /// anything globally.
     ///
@@ -569,6 +620,33 @@ impl Builder {
         if panic_lines {
             crate::panic::install_panic_hook();
         }
+        // The OTLP output: its own pipeline (a slow collector never holds
+        // up the lines), fed JSON lines with the same redaction and
+        // identity, which its writer turns into records.
+        #[cfg(feature = "otlp")]
+        let (otlp_layer, otlp_guard) = match self.otlp {
+            Some(otlp) => {
+                let json_constant = Constant::new(Style::Json, service.as_ref(), None);
+                let (pipeline, guard) = Pipeline::builder(otlp.writer())
+                    .queue_bytes(self.queue_bytes)
+                    .report_style(Style::Json, json_constant)
+                    .backpressure(self.backpressure)
+                    .fallback_to_stderr(false)
+                    .flush_on_panic(self.flush_on_panic)
+                    .start();
+                let mut otlp_layer = LogLayer::with_style(pipeline, Style::Json)
+                    .redaction(self.redaction.clone())
+                    .identity(service.clone(), None)
+                    .panic_lines(panic_lines);
+                if let Some(buffering) = self.buffer {
+                    otlp_layer = otlp_layer.buffering(buffering);
+                }
+                (Some(otlp_layer), Some(guard))
+            }
+            None => (None, None),
+        };
+        #[cfg(not(feature = "otlp"))]
+        let (otlp_layer, otlp_guard) = (None, None);
         let mut layer = LogLayer::with_style(pipeline, style)
             .redaction(self.redaction)
             .identity(service, self.gcp_project)
@@ -580,12 +658,16 @@ impl Builder {
             }
             None => BufferingFilter::off(filter),
         };
-        let subscriber = tracing_subscriber::registry().with(filter).with(layer);
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .with(otlp_layer);
         Ok((
             subscriber,
             Logging {
                 layer: self.layer,
                 guard,
+                otlp: otlp_guard,
             },
         ))
     }

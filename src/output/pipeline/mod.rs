@@ -97,6 +97,10 @@ pub struct ShutdownReport {
     /// writer may still finish some of them, which [`Pipeline::stats`]
     /// shows later.
     pub timed_out: bool,
+    /// The OTLP output's final counters, when [`Logging`](crate::Logging)
+    /// had one (feature `otlp`): `written` records were delivered, `failed`
+    /// ones refused or not sent within the retry window.
+    pub otlp: Option<Stats>,
 }
 
 /// The writer pipeline: log I/O off the request path.
@@ -460,6 +464,7 @@ impl PipelineGuard {
                 return ShutdownReport {
                     stats,
                     timed_out: true,
+                    otlp: None,
                 };
             };
             st = wait_for(&shared.progress, st, left);
@@ -472,6 +477,7 @@ impl PipelineGuard {
         ShutdownReport {
             stats,
             timed_out: false,
+            otlp: None,
         }
     }
 }

@@ -49,6 +49,9 @@ impl Writer {
             }
         }
         let _done = Done(self.shared.clone());
+        // Nothing this thread does logs into a subscriber: an output that
+        // logs (an HTTP client's own records) would feed its own queue.
+        let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
         let shared = self.shared.clone();
         loop {
             let mut st = shared.lock();
