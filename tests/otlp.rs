@@ -27,6 +27,7 @@ use corrlog::Logging;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
@@ -48,6 +49,9 @@ struct ReceiverState {
     /// Replies for the next requests, then `Accept`.
     script: VecDeque<Reply>,
     received: Vec<ExportLogsServiceRequest>,
+    traces: Vec<ExportTraceServiceRequest>,
+    /// The headers of every logs request.
+    headers: Vec<axum::http::HeaderMap>,
     /// Requests answered with an error status, decoded all the same.
     refused: Vec<ExportLogsServiceRequest>,
     attempts: usize,
@@ -62,11 +66,13 @@ struct Receiver {
 
 async fn export(
     State(state): State<Arc<Mutex<ReceiverState>>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> (StatusCode, Vec<u8>) {
     let reply = {
         let mut st = state.lock().unwrap();
         st.attempts += 1;
+        st.headers.push(headers);
         st.script.pop_front().unwrap_or(Reply::Accept)
     };
     match reply {
@@ -92,6 +98,15 @@ async fn export(
     }
 }
 
+async fn export_traces(
+    State(state): State<Arc<Mutex<ReceiverState>>>,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
+    let request = ExportTraceServiceRequest::decode(body).expect("a valid OTLP trace request");
+    state.lock().unwrap().traces.push(request);
+    (StatusCode::OK, Vec::new())
+}
+
 impl Receiver {
     fn start(script: &[Reply]) -> Self {
         let state = Arc::new(Mutex::new(ReceiverState {
@@ -101,6 +116,7 @@ impl Receiver {
         let runtime = client_runtime();
         let app = Router::new()
             .route("/v1/logs", post(export))
+            .route("/v1/traces", post(export_traces))
             .with_state(state.clone());
         let addr = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -497,4 +513,190 @@ fn the_exporter_never_logs_into_its_own_pipeline() {
     for line in parse_lines(&capture.bytes()) {
         assert!(!exporter(line["logger"].as_str().unwrap()), "{line}");
     }
+}
+
+/// The demo built with OTLP export (`--all-features`, which reuses the
+/// dependencies this test was built with); its path.
+fn demo_with_otlp() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--all-features",
+            "--example",
+            "demo",
+            "--message-format=json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "demo")
+        .and_then(|m| m["executable"].as_str().map(std::path::PathBuf::from))
+        .expect("the demo's executable")
+}
+
+#[test]
+fn with_one_variable_the_demo_s_logs_reach_the_collector_joined_to_its_traces() {
+    let receiver = Receiver::start(&[]);
+    let demo = demo_with_otlp();
+    let base = receiver.base();
+    let (process, stdout, addr) = common::demo::start_binary(
+        &demo,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", base.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    let response = common::demo::get(
+        addr,
+        "/orders/42",
+        "x-request-id: collector-1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let (out, err) = common::demo::stop(process, stdout);
+    assert!(err.contains("otlp: "), "the demo reports its export: {err}");
+    let lines: Vec<Value> = parse_lines(out.as_bytes())
+        .into_iter()
+        .filter(|l| str_field(l, "request_id") == Some("collector-1"))
+        .collect();
+    assert!(lines.len() >= 4, "{lines:#?}");
+
+    // The spans: the request span continues the caller's trace.
+    let st = receiver.state.lock().unwrap();
+    let spans: Vec<_> = st
+        .traces
+        .iter()
+        .flat_map(|t| &t.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .cloned()
+        .collect();
+    drop(st);
+    let request_span = spans
+        .iter()
+        .find(|s| s.name == "request" && hex(&s.parent_span_id) == "00f067aa0ba902b7")
+        .unwrap_or_else(|| panic!("no request span: {spans:#?}"));
+    assert_eq!(
+        hex(&request_span.trace_id),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let span_id = hex(&request_span.span_id);
+
+    // The records: one per JSON line of the request, with the exported
+    // span's ids as their own.
+    let records: Vec<(String, LogRecord)> = receiver
+        .records()
+        .into_iter()
+        .filter(|(_, r)| string(r, "request_id").as_deref() == Some("collector-1"))
+        .collect();
+    assert_eq!(records.len(), lines.len());
+    for line in &lines {
+        assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(line["span_id"], span_id.as_str(), "{line}");
+    }
+    for (_, record) in &records {
+        assert_eq!(hex(&record.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(hex(&record.span_id), span_id);
+    }
+    assert!(records.iter().any(|(scope, _)| scope == "corrlog::access"));
+}
+
+#[test]
+fn the_standard_variables_configure_the_export_and_bad_values_stop_the_start() {
+    let receiver = Receiver::start(&[]);
+    let demo = demo_with_otlp();
+    let endpoint = format!("{}/v1/logs", receiver.base());
+    let (process, stdout, addr) = common::demo::start_binary(
+        &demo,
+        &[
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", endpoint.as_str()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-tenant=team%20a,authorization=Bearer%20t0k",
+            ),
+            ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "x-tenant=team%20b"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ],
+    );
+    let response = common::demo::get(addr, "/", "x-request-id: env-1\r\n");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    common::demo::stop(process, stdout);
+    assert!(receiver
+        .records()
+        .iter()
+        .any(|(_, r)| string(r, "request_id").as_deref() == Some("env-1")));
+    let st = receiver.state.lock().unwrap();
+    assert!(!st.headers.is_empty());
+    for headers in &st.headers {
+        assert_eq!(headers["x-tenant"], "team b", "the logs variable wins");
+        assert_eq!(headers["authorization"], "Bearer t0k");
+        assert_eq!(headers["content-type"], "application/x-protobuf");
+    }
+    drop(st);
+
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten seconds"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
+        ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "key=%zz"),
+    ] {
+        let mut child = std::process::Command::new(&demo)
+            .args(["--addr", "127.0.0.1:0"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", &endpoint)
+            .env(var, value)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It must stop at once; a server that started is killed and fails
+        // the test.
+        let mut status = None;
+        for _ in 0..1000 {
+            status = child.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{var}={value}: the demo started anyway");
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!status.success(), "{var}={value}");
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn otel_sdk_disabled_turns_the_export_off() {
+    let receiver = Receiver::start(&[]);
+    let demo = demo_with_otlp();
+    let endpoint = format!("{}/v1/logs", receiver.base());
+    let (process, stdout, addr) = common::demo::start_binary(
+        &demo,
+        &[
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SDK_DISABLED", "true"),
+        ],
+    );
+    common::demo::get(addr, "/", "x-request-id: disabled-1\r\n");
+    let (out, err) = common::demo::stop(process, stdout);
+    assert!(out.contains("disabled-1"), "the JSON lines are written");
+    assert!(!err.contains("otlp: "), "{err}");
+    assert_eq!(receiver.attempts(), 0);
 }

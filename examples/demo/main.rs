@@ -11,11 +11,17 @@
 //! curl -H 'x-forwarded-for: 203.0.113.9' localhost:3000/   # client_ip 203.0.113.9
 //! ```
 //!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318` and
+//! `--features otlp,opentelemetry`, its logs and spans also go to that
+//! OpenTelemetry Collector (see the README).
+//!
 //! Every line on stdout is one JSON object; all lines of a request share
 //! its `request_id`. `RUST_LOG` filters as usual (default `info`);
 //! `CORRLOG_FORMAT=pretty` prints human-readable lines instead.
 
 mod app;
+#[cfg(all(feature = "otlp", feature = "opentelemetry"))]
+mod otel;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -121,12 +127,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // for console output, or ecs, gcp, datadog for a vendor's fields; see
     // the builder docs for every override.
     let access = AccessLog::default().trusted_proxies(args.trusted_proxies);
-    let logging = corrlog::builder()
+    let builder = corrlog::builder()
         .preset(Preset::Production)
         // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override these.
         .service(Service::new("corrlog-demo").version(env!("CARGO_PKG_VERSION")))
-        .request_layer(RequestLayer::new().access_log(access))
-        .init();
+        .request_layer(RequestLayer::new().access_log(access));
+    // With OTEL_EXPORTER_OTLP_ENDPOINT: spans through tracing-opentelemetry,
+    // logs through corrlog's OTLP output (the builder reads the variable).
+    #[cfg(all(feature = "otlp", feature = "opentelemetry"))]
+    let (logging, spans) = match otel::spans() {
+        Ok(Some((layer, provider))) => (builder.init_with(Some(layer)), Some(provider)),
+        Ok(None) => (builder.init(), None),
+        Err(msg) => {
+            eprintln!("demo: {msg}");
+            std::process::exit(1);
+        }
+    };
+    #[cfg(not(all(feature = "otlp", feature = "opentelemetry")))]
+    let logging = {
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+            eprintln!(
+                "demo: OTEL_EXPORTER_OTLP_ENDPOINT is ignored: this build has no OTLP export; \
+                 run it with --features otlp,opentelemetry"
+            );
+        }
+        builder.init()
+    };
     let logging = match logging {
         Ok(logging) => logging,
         Err(err) => {
@@ -154,12 +180,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     tracing::info!(target: "demo", "shut down cleanly");
 
-    // Write out every queued line before the process exits.
+    // Write out every queued line (and span) before the process exits.
+    #[cfg(all(feature = "otlp", feature = "opentelemetry"))]
+    if let Some(provider) = spans {
+        if let Err(err) = provider.shutdown() {
+            eprintln!("demo: sending the last spans failed: {err}");
+        }
+    }
     let report = logging.shutdown(Duration::from_secs(5));
     eprintln!(
         "logging: {} lines written, {} dropped, {} failed",
         report.stats.written, report.stats.dropped, report.stats.failed
     );
+    if let Some(otlp) = report.otlp {
+        eprintln!(
+            "otlp: {} records delivered, {} dropped, {} failed",
+            otlp.written, otlp.dropped, otlp.failed
+        );
+    }
     Ok(())
 }
 

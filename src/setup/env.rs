@@ -111,16 +111,15 @@ fn otlp_from_env(
             }
         }
     }
-    let endpoint = env_var("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
-        .map(|v| (v.trim().to_owned(), true))
-        .or_else(|| env_var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|v| (v.trim().to_owned(), false)));
-    let mut otlp = match (endpoint, configured) {
-        (Some((url, full)), configured) => {
-            let var = if full {
-                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
-            } else {
-                "OTEL_EXPORTER_OTLP_ENDPOINT"
-            };
+    // Both are checked, though the logs one wins: a typo in either is
+    // reported rather than hidden by the other.
+    let mut endpoints = Vec::with_capacity(2);
+    for (var, full) in [
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", true),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", false),
+    ] {
+        if let Some(url) = env_var(var) {
+            let url = url.trim().to_owned();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid_env(
                     var,
@@ -128,6 +127,11 @@ fn otlp_from_env(
                     "an http:// or https:// URL, like http://127.0.0.1:4318",
                 ));
             }
+            endpoints.push((url, full));
+        }
+    }
+    let mut otlp = match (endpoints.into_iter().next(), configured) {
+        (Some((url, full)), configured) => {
             let fresh = if full {
                 Otlp::new(url)
             } else {

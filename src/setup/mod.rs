@@ -686,8 +686,30 @@ impl Builder {
     /// # Ok::<(), corrlog::Error>(())
     /// ```
     pub fn init(self) -> Result<Logging, Error> {
+        self.init_with(None::<tracing_subscriber::layer::Identity>)
+    }
+
+    /// Like [`Builder::init`], with one more layer on top of the built
+    /// subscriber, such as `tracing-opentelemetry`'s (whose exported span
+    /// ids the lines then carry; see the `opentelemetry` feature). `None`
+    /// adds nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::init`].
+    ///
+    /// ```no_run
+    /// let extra = None::<tracing_subscriber::layer::Identity>;
+    /// let logging = corrlog::builder().init_with(extra)?;
+    /// # drop(logging);
+    /// # Ok::<(), corrlog::Error>(())
+    /// ```
+    pub fn init_with<L>(self, layer: Option<L>) -> Result<Logging, Error>
+    where
+        L: tracing_subscriber::Layer<BuiltSubscriber> + Send + Sync + 'static,
+    {
         let (subscriber, logging) = self.build()?;
-        tracing::subscriber::set_global_default(subscriber)
+        tracing::subscriber::set_global_default(subscriber.with(layer))
             .map_err(|_| Error::new(ErrorKind::SubscriberAlreadySet))?;
         #[cfg(feature = "log")]
         {

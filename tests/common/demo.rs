@@ -47,7 +47,15 @@ pub fn start_example(
     name: &str,
     env: &[(&str, &str)],
 ) -> (Reaper, BufReader<ChildStdout>, SocketAddr) {
-    let mut command = Command::new(example_binary(name));
+    start_binary(&example_binary(name), env)
+}
+
+/// Starts the server binary at `path` like [`start_example`].
+pub fn start_binary(
+    path: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Reaper, BufReader<ChildStdout>, SocketAddr) {
+    let mut command = Command::new(path);
     command
         .args(["--addr", "127.0.0.1:0"])
         .env_remove("RUST_LOG")
@@ -58,6 +66,11 @@ pub fn start_example(
         .env_remove("OTEL_SERVICE_NAME")
         .env_remove("OTEL_RESOURCE_ATTRIBUTES")
         .env_remove("GOOGLE_CLOUD_PROJECT")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+        .env_remove("OTEL_SDK_DISABLED")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {
