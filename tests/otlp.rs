@@ -392,7 +392,7 @@ fn a_collector_that_answers_503_then_recovers_loses_nothing() {
 
 #[test]
 fn a_collector_hanging_past_the_timeout_is_retried_and_requests_never_wait() {
-    let receiver = Receiver::start(&[Reply::Hang(Duration::from_secs(3))]);
+    let receiver = Receiver::start(&[Reply::Hang(Duration::from_secs(10))]);
     let otlp = fast(&receiver.base()).timeout(Duration::from_secs(1));
     let mut service = Service::start(otlp, Backpressure::default());
     // A first batch reaches the hanging receiver...
