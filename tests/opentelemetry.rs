@@ -110,12 +110,7 @@ impl Server {
                 },
             ));
         }
-        let addr = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await });
-            addr
-        });
+        let addr = common::serve(&runtime, app);
         Server {
             addr,
             capture,
@@ -408,12 +403,7 @@ fn the_builder_s_subscriber_takes_the_tracing_opentelemetry_layer() {
     let app = Router::new()
         .route("/", get(handler))
         .layer(logging.request_layer());
-    let addr = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        addr
-    });
+    let addr = common::serve(&runtime, app);
     let body: Value = client_runtime().block_on(async {
         reqwest::Client::new()
             .get(format!("http://{addr}/"))

@@ -118,12 +118,7 @@ impl Receiver {
             .route("/v1/logs", post(export))
             .route("/v1/traces", post(export_traces))
             .with_state(state.clone());
-        let addr = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await });
-            addr
-        });
+        let addr = common::serve(&runtime, app);
         Receiver {
             addr,
             state,
@@ -213,12 +208,7 @@ impl Service {
         let app = Router::new()
             .route("/orders/{n}", get(order))
             .layer(logging.request_layer());
-        let addr = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await });
-            addr
-        });
+        let addr = common::serve(&runtime, app);
         Service {
             addr,
             capture,

@@ -87,6 +87,17 @@ pub fn parse_lines(bytes: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// Serves `app` on 127.0.0.1, on a free port, from `runtime`; returns the
+/// address.
+pub fn serve(runtime: &Runtime, app: axum::Router) -> SocketAddr {
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    })
+}
+
 /// A client runtime, separate from the server's.
 pub fn client_runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
