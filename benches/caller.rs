@@ -155,6 +155,10 @@ fn main() {
         return;
     }
     let (pipeline, guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();
+    // What the builder adds for OTLP export: a second JSON layer into a
+    // pipeline of its own (its writer thread exports; the caller's share
+    // does not depend on the output, so `io::sink()` here).
+    let (otlp_pipeline, otlp_guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();
     let (non_blocking, nb_guard) = tracing_appender::non_blocking(io::sink());
     let fmt_json = |w| {
         Dispatch::new(
@@ -174,7 +178,29 @@ fn main() {
         },
         Stack {
             name: "corrlog (pipeline)",
-            dispatch: Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline))),
+            dispatch: Dispatch::new(
+                tracing_subscriber::registry().with(LogLayer::json(pipeline.clone())),
+            ),
+            span_id: false,
+            samples: vec![],
+        },
+        Stack {
+            name: "corrlog (pipeline) + OTLP output's layer",
+            dispatch: Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(LogLayer::json(pipeline.clone()))
+                    .with(LogLayer::json(otlp_pipeline)),
+            ),
+            span_id: false,
+            samples: vec![],
+        },
+        Stack {
+            name: "corrlog sync x2",
+            dispatch: Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(LogLayer::json(WriterSink::new(io::sink())))
+                    .with(LogLayer::json(WriterSink::new(io::sink()))),
+            ),
             span_id: false,
             samples: vec![],
         },
@@ -261,5 +287,6 @@ fn main() {
         "corrlog pipeline: {} written, {} dropped",
         report.stats.written, report.stats.dropped
     );
+    drop(otlp_guard);
     drop(nb_guard);
 }

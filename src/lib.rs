@@ -57,10 +57,10 @@
 //! | stage | module | what happens there |
 //! |---|---|---|
 //! | set-up | [`builder()`] | one call installs the filter, the [`LogLayer`] and the pipeline, and returns the [`RequestLayer`] and a shutdown guard ([`Logging`]) |
-//! | HTTP | [`http`] | the [`RequestLayer`] picks the id (a valid `x-request-id`, or a new one), continues the W3C trace, keeps the context around the handler *and* the response body, sets the id on every response (panics included), writes the access line; outgoing calls carry the id ([`http::inject`]) |
+//! | HTTP | [`http`] | the [`RequestLayer`] picks the id (a valid `x-request-id`, or a new one), continues the W3C trace, keeps the context around the handler *and* the response body, sets the id on every response (panics included), writes the access line; gRPC calls on tonic get their RPC and status on it ([gRPC](crate::http#grpc)); outgoing calls carry the id ([`http::inject`], [`http::PropagateLayer`]) |
 //! | context | [`context`] | the per-task [`RequestContext`]: read the id anywhere with [`request_id()`], add fields to later lines with [`bind()`], carry it into new tasks with [`spawn`], [`spawn_blocking`] and [`context::capture`] |
 //! | formatting | [`fmt`] | the [`LogLayer`] turns each event into one flat JSON object (or a console line) with the request's id, trace ids and fields at top level, redacted and escaped; its docs specify the line schema |
-//! | output | [`output`] | the [`Pipeline`](output::Pipeline) queues lines for a writer thread (bounded by bytes, a stated [`Backpressure`](output::Backpressure) policy, nothing lost on shutdown); [`RollingFile`](output::RollingFile) |
+//! | output | [`output`] | the [`Pipeline`](output::Pipeline) queues lines for a writer thread (bounded by bytes, a stated [`Backpressure`](output::Backpressure) policy, nothing lost on shutdown); [`RollingFile`](output::RollingFile); OTLP export to a collector (feature `otlp`) |
 //!
 //! [`testing`] captures a test's lines across every thread of a runtime.
 //!

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::HeaderName;
 
@@ -92,17 +92,25 @@ impl fmt::Debug for Redaction {
 }
 
 impl Default for Redaction {
+    /// The default policy, one per process: every layer using it shares
+    /// its id, so two layers (JSON lines and the OTLP output, say) share
+    /// the per-thread verdict caches instead of evicting each other's.
     fn default() -> Self {
-        let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
-        Redaction {
-            inner: Arc::new(Inner {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                markers: owned(DEFAULT_MARKERS),
-                url_params: owned(DEFAULT_URL_PARAMS),
-                extra_headers: Vec::new(),
-                max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
-            }),
-        }
+        static DEFAULT: OnceLock<Redaction> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+                Redaction {
+                    inner: Arc::new(Inner {
+                        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                        markers: owned(DEFAULT_MARKERS),
+                        url_params: owned(DEFAULT_URL_PARAMS),
+                        extra_headers: Vec::new(),
+                        max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+                    }),
+                }
+            })
+            .clone()
     }
 }
 
@@ -487,6 +495,18 @@ fn percent_decode_lossy(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_policies_share_one_id_and_a_changed_policy_gets_its_own() {
+        // Layers with the default policy share the verdict caches.
+        let a = Redaction::default();
+        let b = Redaction::default();
+        assert_eq!(a.id(), b.id());
+        let changed = Redaction::default().mask_names_containing(["ssn"]);
+        assert_ne!(changed.id(), a.id());
+        assert!(changed.is_secret_field("customer_ssn"));
+        assert!(!Redaction::default().is_secret_field("customer_ssn"));
+    }
 
     #[test]
     fn secret_field_names_in_any_case() {
