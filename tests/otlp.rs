@@ -640,6 +640,8 @@ fn the_standard_variables_configure_the_export_and_bad_values_stop_the_start() {
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten seconds"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
         ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "key=%zz"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-key=line%0Abreak"),
     ] {
         let mut child = std::process::Command::new(&demo)
             .args(["--addr", "127.0.0.1:0"])

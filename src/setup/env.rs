@@ -158,6 +158,15 @@ fn otlp_from_env(
                 )
             })?;
             for (name, value) in headers {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                    || http::HeaderValue::from_str(&value).is_err()
+                {
+                    return Err(invalid_env(
+                        var,
+                        v.clone(),
+                        "header names and values HTTP allows (a name of letters, digits and -; a value without control characters)",
+                    ));
+                }
                 otlp = otlp.replace_header(name, value);
             }
         }

@@ -285,11 +285,9 @@ impl OtlpWriter {
                 | ureq::Error::HostNotFound
                 | ureq::Error::ConnectionFailed),
             ) => return Attempt::Retry(format!("OTLP export to {endpoint} failed: {err}"), None),
-            Err(err) => {
-                return Attempt::Rejected(format!(
-                    "OTLP export to {endpoint} failed: {err}; check the endpoint URL"
-                ))
-            }
+            Err(err) => return Attempt::Rejected(format!(
+                "OTLP export to {endpoint} failed: {err}; check the endpoint URL and the headers"
+            )),
         };
         let status = response.status().as_u16();
         if (200..300).contains(&status) {

@@ -259,6 +259,15 @@ mod tests {
             parse_timestamp("2000-02-29T23:59:59.000000001Z"),
             Some(951_868_799_000_000_001)
         );
+        // A leap second reads as the next second's start.
+        assert_eq!(
+            parse_timestamp("1970-01-01T23:59:60Z"),
+            Some(86_400_000_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("2026-12-31T23:59:59Z"),
+            Some(1_798_761_599_000_000_000)
+        );
         for bad in [
             "",
             "2026-01-21 10:30:00Z",
@@ -269,6 +278,19 @@ mod tests {
             "2026-01-21T10:30:00.1234567890Z",
             "2026-01-21T10:30:0x.1Z",
             "1969-12-31T23:59:59Z",
+            // One separator wrong at a time.
+            "2026/01-21T10:30:00.123Z",
+            "2026-01/21T10:30:00.123Z",
+            "2026-01-21x10:30:00.123Z",
+            "2026-01-21T10-30:00.123Z",
+            "2026-01-21T10:30-00.123Z",
+            "2026-01-21T10:30:00.123X",
+            // Each field one past its range.
+            "2026-00-21T10:30:00Z",
+            "2026-01-00T10:30:00Z",
+            "2026-01-32T10:30:00Z",
+            "2026-01-21T10:60:00Z",
+            "2026-01-21T10:30:61Z",
         ] {
             assert_eq!(parse_timestamp(bad), None, "{bad:?}");
         }
@@ -370,6 +392,13 @@ mod tests {
         assert_eq!(record.attributes.len(), 3);
         let (_, _, record) = convert(br#"{"trace_flags":"00"}"#, 0);
         assert!(record.attributes.is_empty(), "flags 00 are valid");
+        // Hex of the wrong length is no id, however it decodes.
+        let line =
+            br#"{"trace_id":"4bf92f3577b34da6","span_id":"00f067aa0ba902b700","trace_flags":"1"}"#;
+        let (_, _, record) = convert(line, 0);
+        assert!(record.trace_id.is_empty() && record.span_id.is_empty());
+        assert_eq!(record.flags, 0);
+        assert_eq!(record.attributes.len(), 3);
     }
 
     #[test]
