@@ -285,9 +285,11 @@ impl OtlpWriter {
                 | ureq::Error::HostNotFound
                 | ureq::Error::ConnectionFailed),
             ) => return Attempt::Retry(format!("OTLP export to {endpoint} failed: {err}"), None),
-            Err(err) => return Attempt::Rejected(format!(
+            Err(err) => {
+                return Attempt::Rejected(format!(
                 "OTLP export to {endpoint} failed: {err}; check the endpoint URL and the headers"
-            )),
+            ))
+            }
         };
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
