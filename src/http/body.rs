@@ -170,7 +170,9 @@ where
                         } else if let (Some(trailers), Some(rpc)) =
                             (frame.trailers_ref(), record.grpc.as_mut())
                         {
-                            rpc.status = grpc::status(trailers);
+                            if let Some(code) = grpc::status(trailers) {
+                                rpc.status = Some(code);
+                            }
                         }
                     }
                     if ended {

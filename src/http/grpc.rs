@@ -16,9 +16,9 @@ const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// `INTERNAL`, what a caught panic becomes.
 pub(crate) const INTERNAL: u16 = 13;
-/// `UNKNOWN`, what an unreadable `grpc-status` counts as (as gRPC clients
-/// read it).
-const UNKNOWN: u16 = 2;
+/// `UNKNOWN`, what an unreadable or missing `grpc-status` counts as (as
+/// gRPC clients read it).
+pub(crate) const UNKNOWN: u16 = 2;
 
 /// Whether a request is a gRPC call: `content-type: application/grpc`,
 /// alone or with a `+codec` or parameters. gRPC-Web (`application/grpc-web`)
@@ -30,15 +30,21 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
 }
 
-/// The status code in `headers`, if they carry one. A value that is not a
-/// decimal number counts as `UNKNOWN` and is never logged as sent.
+/// The status code in `headers`, if they carry one. A value that is not
+/// one of the specification's codes (0 to 16, in decimal) counts as
+/// `UNKNOWN`, as clients read it, and is never logged as sent.
 pub(crate) fn status(headers: &HeaderMap) -> Option<u16> {
     headers.get(GRPC_STATUS).map(|value| {
         let bytes = value.as_bytes();
-        if bytes.is_empty() || bytes.len() > 3 || !bytes.iter().all(u8::is_ascii_digit) {
+        if bytes.is_empty() || bytes.len() > 2 || !bytes.iter().all(u8::is_ascii_digit) {
             return UNKNOWN;
         }
-        bytes.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'))
+        let code = bytes.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+        if code > 16 {
+            UNKNOWN
+        } else {
+            code
+        }
     })
 }
 
@@ -210,8 +216,10 @@ mod tests {
             ("0", Some(0)),
             ("13", Some(13)),
             ("16", Some(16)),
-            ("999", Some(999)),
-            ("1000", Some(2)),
+            ("17", Some(2)),
+            ("99", Some(2)),
+            ("999", Some(2)),
+            ("05", Some(5)),
             ("", Some(2)),
             ("-1", Some(2)),
             ("1 ", Some(2)),

@@ -119,7 +119,8 @@
 //! | `UNAVAILABLE` | 503 | ERROR |
 //! | `DEADLINE_EXCEEDED` | 504 | ERROR |
 //!
-//!   A `grpc-status` that is not a number counts as `UNKNOWN`;
+//!   A `grpc-status` that is not one of the codes 0 to 16, or a call
+//!   answered 200 that ends without one, counts as `UNKNOWN`;
 //! - a panic in a handler is logged at ERROR and answered with `INTERNAL`
 //!   (HTTP 200, trailers-only) whose message names the request id, not the
 //!   panic; a panic while a response stream is produced ends the stream
@@ -220,6 +221,58 @@ mod tests {
     {
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// A gRPC answer whose body ends without any status, or with trailers
+    /// that lack one after a status in the headers.
+    fn grpc_access_line(headers_status: Option<&'static str>) -> serde_json::Value {
+        let logs = crate::testing::TestLogs::new();
+        let svc = ServiceBuilder::new().layer(RequestLayer::new()).service_fn(
+            move |_req: Request<Body>| async move {
+                let mut res = Response::new(Full::from(Bytes::from_static(b"\0\0\0\0\0")));
+                res.headers_mut().insert(
+                    "content-type",
+                    http::HeaderValue::from_static("application/grpc"),
+                );
+                if let Some(code) = headers_status {
+                    res.headers_mut()
+                        .insert("grpc-status", http::HeaderValue::from_static(code));
+                }
+                Ok::<_, Infallible>(res)
+            },
+        );
+        let req = Request::builder()
+            .uri("/pkg.Svc/Method")
+            .header("content-type", "application/grpc")
+            .header("x-request-id", "grpc-unit")
+            .body(Body::default())
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        logs.scope(|| {
+            rt.block_on(async {
+                let res = svc.oneshot(req).await.unwrap();
+                res.into_body().collect().await.unwrap();
+            })
+        });
+        let line = logs
+            .lines_for("grpc-unit")
+            .into_iter()
+            .find(|l| l.contains("request finished"))
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    #[test]
+    fn a_grpc_answer_without_a_status_is_unknown_and_a_status_in_the_headers_stays() {
+        let line = grpc_access_line(None);
+        assert_eq!(line["grpc_status_name"], "UNKNOWN");
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["messages_out"], 1);
+        let line = grpc_access_line(Some("5"));
+        assert_eq!(line["grpc_status_name"], "NOT_FOUND");
+        assert_eq!(line["level"], "WARN");
     }
 
     #[tokio::test]

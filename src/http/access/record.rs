@@ -182,7 +182,12 @@ impl Record {
             return;
         }
         let reason = self.reason.or(reason);
-        let grpc_status = self.grpc.as_ref().and_then(|rpc| rpc.status);
+        // A gRPC answer (HTTP 200) that ended normally without a status is
+        // an error to its client, which reads it as UNKNOWN.
+        let grpc_status = self.grpc.as_ref().and_then(|rpc| {
+            rpc.status
+                .or((reason.is_none() && self.status == Some(200)).then_some(grpc::UNKNOWN))
+        });
         // A gRPC call answers 200 whatever happened: its status decides, as
         // the HTTP status it corresponds to.
         let status = grpc_status.map(grpc::http_equivalent).or(self.status);

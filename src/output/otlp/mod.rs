@@ -29,8 +29,8 @@
 //! Each pipeline batch is sent in requests of at most 512 records. A
 //! request that fails in a way worth retrying (connection refused or
 //! reset, a timeout, HTTP 429, 502, 503, 504) is retried with exponential
-//! backoff and jitter (from 500 ms, at most 5 s apart, honouring
-//! `Retry-After`) until the retry window (30 s by default) has passed;
+//! backoff and jitter (from 500 ms, at most 5 s apart, never sooner than a
+//! `Retry-After` in seconds asks) until the retry window (30 s by default) has passed;
 //! other statuses (400, 401, 413, ...) are not retried. Records that could
 //! not be delivered count as `failed` in the pipeline's [`Stats`](crate::output::Stats)
 //! and the shutdown report, with a reason on stderr (at most once per
@@ -43,6 +43,15 @@
 //!
 //! The writer thread logs nothing into any subscriber (the HTTP client's
 //! own log records included), so the export never feeds itself.
+//!
+//! # Beside the other output
+//!
+//! The builder's OTLP layer takes the main layer's filter, redaction,
+//! service identity, backpressure policy and buffering. Two differences:
+//! with buffering on, the access line's `buffer_discarded` and
+//! `buffer_evicted` count the lines of both layers (each keeps its own
+//! copy of a request's buffered lines); and with the pretty format, where
+//! panic lines are off, panics are not exported as records either.
 //!
 //! ```
 //! use std::time::Duration;
@@ -254,8 +263,9 @@ impl OtlpWriter {
                 Attempt::Rejected(reason) => return Err(reason),
                 Attempt::Retry(reason, retry_after) => (reason, retry_after),
             };
-            let wait = retry_after.unwrap_or_else(|| jitter(backoff));
-            if started.elapsed() + wait > self.config.retry_window {
+            // The server's Retry-After is a floor, never a reason to hurry.
+            let wait = jitter(backoff).max(retry_after.unwrap_or_default());
+            if wait > self.config.retry_window.saturating_sub(started.elapsed()) {
                 return Err(format!(
                     "{reason}; gave up after {:.1} s of retries",
                     started.elapsed().as_secs_f64()

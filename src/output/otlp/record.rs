@@ -226,7 +226,8 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<u64> {
     };
     let days = days_from_civil(year as i64, month as i64, day as i64);
     let secs = u64::try_from(days).ok()? * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(secs * 1_000_000_000 + nanos)
+    // Past 2554 nanoseconds no longer fit in 64 bits.
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -291,6 +292,7 @@ mod tests {
             "2026-01-32T10:30:00Z",
             "2026-01-21T10:60:00Z",
             "2026-01-21T10:30:61Z",
+            "2600-01-01T00:00:00Z",
         ] {
             assert_eq!(parse_timestamp(bad), None, "{bad:?}");
         }

@@ -49,9 +49,12 @@ impl Writer {
             }
         }
         let _done = Done(self.shared.clone());
-        // Nothing this thread does logs into a subscriber: an output that
-        // logs (an HTTP client's own records) would feed its own queue.
-        let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
+        // What the output does logs into no subscriber: an output that logs
+        // (an HTTP client's own records) would feed its own queue. Scoped to
+        // the writing only: a scoped dispatcher held for the thread's life
+        // would take every thread of the process off tracing's fast path
+        // to the global one.
+        let quiet = tracing::Dispatch::none();
         let shared = self.shared.clone();
         loop {
             let mut st = shared.lock();
@@ -89,17 +92,20 @@ impl Writer {
             shared.room.notify_all();
             drop(st);
 
-            let written = self.write_batch(lines);
-            let drop_report = if drops > 0 {
-                self.report_drops(drops)
-            } else {
-                0
-            };
+            let (written, drop_report) = tracing::dispatcher::with_default(&quiet, || {
+                let written = self.write_batch(lines);
+                let drop_report = if drops > 0 {
+                    self.report_drops(drops)
+                } else {
+                    0
+                };
+                // Outputs may buffer (stdout does): make each batch visible.
+                if let Err(err) = self.output.flush() {
+                    self.on_error(&err);
+                }
+                (written, drop_report)
+            });
             self.spare.clear();
-            // Outputs may buffer (stdout does): make each batch visible.
-            if let Err(err) = self.output.flush() {
-                self.on_error(&err);
-            }
 
             let mut st = shared.lock();
             st.stats.written += written + drop_report;
