@@ -182,16 +182,6 @@ impl Otlp {
         self
     }
 
-    /// The headers sent with every request.
-    pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
-    }
-
-    /// The timeout of one request.
-    pub fn timeout_value(&self) -> Duration {
-        self.timeout
-    }
-
     /// This configuration with `other`'s endpoint.
     pub(crate) fn with_endpoint_of(mut self, other: Otlp) -> Self {
         self.endpoint = other.endpoint;
@@ -358,9 +348,8 @@ impl Write for OtlpWriter {
             .filter(|line| !line.is_empty())
             .collect();
         let mut delivered = 0;
-        let mut consumed = 0;
         for chunk in lines.chunks(MAX_BATCH_RECORDS) {
-            let chunk_end = chunk.last().map_or(consumed, |last| {
+            let chunk_end = chunk.last().map_or(delivered, |last| {
                 // The end of the last line, and its newline if any.
                 let end = last.as_ptr() as usize - buf.as_ptr() as usize + last.len();
                 (end + 1).min(buf.len())
@@ -374,7 +363,6 @@ impl Write for OtlpWriter {
                     return Ok(delivered);
                 }
             }
-            consumed = chunk_end;
         }
         Ok(buf.len())
     }
