@@ -20,6 +20,7 @@
 //! `CORRLOG_FORMAT=pretty` prints human-readable lines instead.
 
 mod app;
+mod args;
 #[cfg(all(feature = "otlp", feature = "opentelemetry"))]
 mod otel;
 
@@ -27,95 +28,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use corrlog::fmt::Service;
-use corrlog::http::{AccessLog, IpNet};
+use corrlog::http::AccessLog;
 use corrlog::{Preset, RequestLayer};
-
-const USAGE: &str = "usage: demo [--addr HOST:PORT] [--downstream URL] [--trusted-proxy ADDR_OR_NETWORK]... [--jitter-ms N]
-  --addr           where to listen (default 127.0.0.1:3000)
-  --downstream     base URL of a service that GET /orders/{id} also calls,
-                   e.g. http://127.0.0.1:3001 (another demo instance)
-  --trusted-proxy  a proxy whose X-Forwarded-For the access line's client_ip
-                   believes: an address (10.0.0.1) or a network (10.0.0.0/8);
-                   repeatable (default: none, client_ip is the peer)
-  --jitter-ms      random sleep of up to N ms between the layers of
-                   GET /orders/{id} (default 0), to watch concurrent requests
-                   interleave without mixing their ids";
-
-struct Args {
-    addr: SocketAddr,
-    downstream: Option<String>,
-    trusted_proxies: Vec<IpNet>,
-    jitter_ms: u64,
-}
-
-/// An address or a network, as `--trusted-proxy` takes it.
-fn parse_proxy(value: &str) -> Result<IpNet, String> {
-    value
-        .parse::<IpNet>()
-        .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| {
-            format!(
-                "--trusted-proxy {value:?} is neither an address (10.0.0.1) nor a network (10.0.0.0/8)\n{USAGE}"
-            )
-        })
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let mut addr = "127.0.0.1:3000".to_owned();
-    let mut downstream = None;
-    let mut jitter_ms = 0;
-    let mut trusted_proxies = Vec::new();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--trusted-proxy" => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| format!("--trusted-proxy needs a value\n{USAGE}"))?;
-                trusted_proxies.push(parse_proxy(&value)?);
-            }
-            "--jitter-ms" => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| format!("--jitter-ms needs a value\n{USAGE}"))?;
-                jitter_ms = value.parse().map_err(|_| {
-                    format!("--jitter-ms {value:?} is not a number of milliseconds\n{USAGE}")
-                })?;
-            }
-            "--addr" => {
-                addr = args
-                    .next()
-                    .ok_or_else(|| format!("--addr needs a value\n{USAGE}"))?;
-            }
-            "--downstream" => {
-                let url = args
-                    .next()
-                    .ok_or_else(|| format!("--downstream needs a URL\n{USAGE}"))?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!(
-                        "--downstream {url:?} is not an http(s) URL\n{USAGE}"
-                    ));
-                }
-                downstream = Some(url);
-            }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    let addr = addr.parse().map_err(|e| {
-        format!("invalid --addr {addr:?}: {e}; expected HOST:PORT like 127.0.0.1:3000")
-    })?;
-    Ok(Args {
-        addr,
-        downstream,
-        trusted_proxies,
-        jitter_ms,
-    })
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = match parse_args() {
+    let args = match args::parse("demo") {
         Ok(args) => args,
         Err(msg) => {
             eprintln!("{msg}");

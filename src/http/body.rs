@@ -8,6 +8,7 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use super::access::Record;
+use super::exchange::log_body_panic;
 use super::grpc;
 use crate::context::RequestContext;
 use crate::panic::{catch_panic, panic_message};
@@ -144,11 +145,7 @@ where
                                 (poll, ended)
                             }
                             Err(payload) => {
-                                tracing::error!(
-                                    target: "corrlog",
-                                    panic = panic_message(&payload),
-                                    "response body panicked; ending the body early"
-                                );
+                                log_body_panic(panic_message(&payload));
                                 if let Some(mut record) = access.take() {
                                     if let Some(rpc) = record.grpc.as_mut() {
                                         rpc.status = Some(grpc::INTERNAL);

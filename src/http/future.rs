@@ -11,6 +11,7 @@ use tracing::Span;
 
 use super::access::Record;
 use super::body::ResponseBody;
+use super::exchange::log_handler_panic;
 use super::grpc;
 use crate::context::RequestContext;
 use crate::panic::{catch_panic, panic_message, PanicPayload};
@@ -133,11 +134,7 @@ where
             // Drop the inner future here, inside the request context.
             this.fut.set(None);
             if let Err(payload) = &outcome {
-                tracing::error!(
-                    target: "corrlog",
-                    panic = panic_message(payload),
-                    "request handler panicked"
-                );
+                log_handler_panic(panic_message(payload));
             }
             outcome
         };

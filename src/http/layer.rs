@@ -24,7 +24,7 @@ use crate::context::{MakeRequestId, RequestId, UuidV4, X_REQUEST_ID};
 #[derive(Clone)]
 #[must_use]
 pub struct RequestLayer {
-    config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
 }
 
 #[derive(Clone)]

@@ -142,6 +142,7 @@
 
 mod access;
 mod body;
+mod exchange;
 pub mod carrier;
 #[cfg(feature = "axum")]
 mod extract;
@@ -155,6 +156,7 @@ mod trace_context;
 
 pub use self::access::{AccessLog, ClientIpHeader};
 pub use self::body::ResponseBody;
+pub use self::exchange::Exchange;
 #[cfg(feature = "axum")]
 pub use self::extract::MissingRequestId;
 pub use self::future::ResponseFuture;

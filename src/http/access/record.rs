@@ -12,29 +12,35 @@ use crate::context::{RequestContext, TraceContext, ACCESS_TARGET};
 use crate::http::grpc::{self, Messages};
 use crate::http::Config;
 
-#[cfg(feature = "axum")]
-type Route = axum::extract::MatchedPath;
-#[cfg(not(feature = "axum"))]
-type Route = std::convert::Infallible;
+/// The route the access line names: axum's matched path, or a pattern
+/// another framework's integration hands over.
+enum Route {
+    #[cfg(feature = "axum")]
+    Matched(axum::extract::MatchedPath),
+    Text(Box<str>),
+}
+
+impl Route {
+    fn as_str(&self) -> &str {
+        match self {
+            #[cfg(feature = "axum")]
+            Route::Matched(route) => route.as_str(),
+            Route::Text(route) => route,
+        }
+    }
+}
 
 #[cfg(feature = "axum")]
 fn matched_path<B>(req: &Request<B>) -> Option<Route> {
-    req.extensions().get::<Route>().cloned()
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned()
+        .map(Route::Matched)
 }
 
 #[cfg(not(feature = "axum"))]
 fn matched_path<B>(_req: &Request<B>) -> Option<Route> {
     None
-}
-
-#[cfg(feature = "axum")]
-fn route_str(route: &Route) -> &str {
-    route.as_str()
-}
-
-#[cfg(not(feature = "axum"))]
-fn route_str(route: &Route) -> &str {
-    match *route {}
 }
 
 /// One request's access line in the making.
@@ -169,6 +175,16 @@ impl Record {
         ctx.clone().run(|| span.in_scope(|| self.finish(reason)));
     }
 
+    /// The route, when the framework knows it only once routing is done.
+    pub(crate) fn set_route(&mut self, route: &str) {
+        self.route = Some(Route::Text(route.into()));
+    }
+
+    /// Whether the response has begun (a status is known).
+    pub(crate) fn responded(&self) -> bool {
+        self.status.is_some()
+    }
+
     /// Records why the request ended abnormally (e.g. a caught panic whose
     /// 500 is still to be sent).
     pub(crate) fn set_reason(&mut self, reason: &'static str) {
@@ -244,7 +260,7 @@ impl Record {
             method = self.method.as_str(),
             path,
             route = match (&self.route, &self.grpc) {
-                (Some(route), _) => Some(route_str(route)),
+                (Some(route), _) => Some(route.as_str()),
                 // The RPC, `/package.Service/Method`.
                 (None, Some(_)) => Some(self.uri.path()),
                 (None, None) => None,

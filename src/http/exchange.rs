@@ -1,0 +1,341 @@
+//! The request path without tower: what [`RequestService`](super::RequestService)
+//! does for a request, as calls any framework's middleware can make.
+//! [`RequestService`](super::RequestService) and `corrlog-actix` both start
+//! a request with [`begin`]; the id policy, the context, the trace context,
+//! the access record and its line, and redaction all live here and below,
+//! once.
+
+use std::fmt;
+
+use http::{HeaderName, HeaderValue, Request};
+use tracing::Span;
+
+use super::access::Record;
+use super::layer::RequestLayer;
+use super::{grpc, trace_context, Config};
+use crate::context::{
+    RequestContext, RequestId, TraceContext, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET,
+};
+use crate::panic::{catch_panic, panic_message};
+
+/// What [`begin`] settles for a request.
+pub(crate) struct Begun {
+    pub(crate) ctx: RequestContext,
+    pub(crate) span: Span,
+    /// The effective id as a header value, for the response.
+    pub(crate) header_value: Option<HeaderValue>,
+    pub(crate) is_grpc: bool,
+}
+
+/// Picks the request's id (the policy, edge mode), settles its trace
+/// context, makes its context and `request` span, and leaves on the request
+/// exactly one id header, the effective id, plus the
+/// [`RequestId`] extension.
+pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
+    let incoming = config.incoming_id(req.headers());
+    let trusted = !config.edge && incoming.is_some();
+    let (id, header_value, correlation) = match incoming {
+        // Reuse the incoming header value: no copy.
+        Some((id, value)) if trusted => (id, Some(value), None),
+        _ => {
+            let id = config.make_id.make_request_id();
+            let value = HeaderValue::from_str(id.as_str()).ok();
+            (id, value, incoming.map(|(id, _)| id))
+        }
+    };
+    let trace = config.trace_context.then(|| {
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = trace_context::from_opentelemetry() {
+            return otel;
+        }
+        if config.edge {
+            TraceContext::new_root()
+        } else {
+            trace_context::continue_or_start(req.headers())
+        }
+    });
+    // With the `opentelemetry` feature the trace is settled once the
+    // request span exists: tracing-opentelemetry, when installed, gives
+    // that span the ids it will be exported with.
+    #[cfg(feature = "opentelemetry")]
+    let (trace, pending) = (None, trace);
+    let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
+    if let Some(correlation) = &correlation {
+        ctx.bind("correlation_id", correlation);
+    }
+
+    // The inner service sees exactly one id header: the effective id.
+    // Nothing to change when it already arrived that way.
+    let unchanged =
+        trusted && config.headers.len() == 1 && config.headers[0] == config.response_header;
+    if !unchanged {
+        let headers = req.headers_mut();
+        for name in &config.headers {
+            headers.remove(name);
+        }
+        if let Some(value) = &header_value {
+            headers.insert(config.response_header.clone(), value.clone());
+        }
+    }
+    req.extensions_mut().insert(id);
+    let is_grpc = grpc::is_grpc(req.headers());
+
+    // Created inside the context so the JSON layer can attach it to the
+    // span (see `SpanRequest` in the layer).
+    let span = ctx
+        .clone()
+        .run(|| tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME));
+    #[cfg(feature = "opentelemetry")]
+    if let Some(trace) = pending {
+        ctx.set_trace(trace_context::exported_span_ids(&span, trace, config.edge));
+    }
+    Begun {
+        ctx,
+        span,
+        header_value,
+        is_grpc,
+    }
+}
+
+/// Logs a caught handler panic, inside the request's context.
+pub(crate) fn log_handler_panic(message: &str) {
+    tracing::error!(target: "corrlog", panic = message, "request handler panicked");
+}
+
+/// Logs a caught panic of the response body, inside the request's context.
+pub(crate) fn log_body_panic(message: &str) {
+    tracing::error!(
+        target: "corrlog",
+        panic = message,
+        "response body panicked; ending the body early"
+    );
+}
+
+/// One request on its way through a framework that is not tower-based:
+/// the same id, context, span, trace context, access line and panic
+/// handling as [`RequestLayer`] gives a tower service, driven by calls from
+/// the framework's middleware. Made by [`RequestLayer::exchange`].
+///
+/// An integration
+///
+/// 1. turns the framework's request head into an `http::Request` and calls
+///    [`RequestLayer::exchange`], which rewrites its id headers: the
+///    framework's request gets the same ([`RequestLayer::id_headers`] are
+///    removed, [`Exchange::id_header`] is set) and the [`RequestId`];
+/// 2. polls the handler inside [`Exchange::catch_handler`], which makes the
+///    context and span current and turns a panic into an ERROR line and a
+///    `None` (answer 500 with the id);
+/// 3. reports the response with [`Exchange::responded`], sets
+///    [`Exchange::id_header`] on it, and keeps the exchange with the
+///    response body;
+/// 4. polls the body inside [`Exchange::catch_body`], reports what it sent
+///    with [`Exchange::sent`], and its end with [`Exchange::end`] or
+///    [`Exchange::end_with_error`].
+///
+/// Dropped before [`Exchange::end`], the exchange writes the access line
+/// with the reason `cancelled` (no response yet) or `client_disconnect`
+/// (the body was not all sent).
+///
+/// ```
+/// use corrlog::RequestLayer;
+///
+/// let layer = RequestLayer::new();
+/// let mut req = http::Request::builder()
+///     .uri("/orders/7")
+///     .header("x-request-id", "abc-123")
+///     .body(())
+///     .unwrap();
+/// let mut exchange = layer.exchange(&mut req);
+/// assert_eq!(exchange.id().as_str(), "abc-123");
+///
+/// // The handler runs inside the request context; a panic is caught.
+/// let seen = exchange.catch_handler(|| corrlog::request_id());
+/// assert_eq!(seen.flatten().unwrap().as_str(), "abc-123");
+/// assert!(exchange.catch_handler(|| panic!("handler bug")).is_none());
+///
+/// exchange.responded(500, Some(0));
+/// let (name, value) = exchange.id_header().unwrap();
+/// assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-request-id", "abc-123"));
+/// exchange.end(); // the access line: status 500, reason "panic"
+/// ```
+#[must_use = "an exchange writes the access line when it ends or is dropped"]
+pub struct Exchange {
+    ctx: RequestContext,
+    span: Span,
+    header: Option<(HeaderName, HeaderValue)>,
+    access: Option<Box<Record>>,
+}
+
+impl fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("id", self.ctx.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestLayer {
+    /// Starts an [`Exchange`] for a framework that is not tower-based:
+    /// picks the id, rewrites `req`'s id headers to the one effective id,
+    /// inserts the [`RequestId`] extension, and starts the access record.
+    /// The request's extensions may hold its peer's `SocketAddr`, for the
+    /// access line's `client_ip`.
+    ///
+    /// ```
+    /// let mut req = http::Request::new(());
+    /// let exchange = corrlog::RequestLayer::new().exchange(&mut req);
+    /// assert_eq!(req.headers()["x-request-id"], exchange.id().as_str());
+    /// # drop(exchange);
+    /// ```
+    pub fn exchange<B>(&self, req: &mut Request<B>) -> Exchange {
+        let Begun {
+            ctx,
+            span,
+            header_value,
+            ..
+        } = begin(&self.config, req);
+        let access = ctx
+            .clone()
+            .run(|| span.in_scope(|| Record::start(&self.config, req, false)));
+        Exchange {
+            ctx,
+            span,
+            header: header_value.map(|v| (self.config.response_header.clone(), v)),
+            access,
+        }
+    }
+
+    /// The headers an incoming id is read from. [`RequestLayer::exchange`]
+    /// removes them all from the request before it sets
+    /// [`Exchange::id_header`]; an integration does the same to its own
+    /// request type.
+    ///
+    /// ```
+    /// let layer = corrlog::RequestLayer::new();
+    /// assert_eq!(layer.id_headers(), [corrlog::http::X_REQUEST_ID]);
+    /// ```
+    pub fn id_headers(&self) -> &[HeaderName] {
+        &self.config.headers
+    }
+}
+
+impl Exchange {
+    /// The request's id.
+    pub fn id(&self) -> &RequestId {
+        self.ctx.id()
+    }
+
+    /// The request's context: current inside [`Exchange::catch_handler`]
+    /// and [`Exchange::catch_body`].
+    pub fn context(&self) -> &RequestContext {
+        &self.ctx
+    }
+
+    /// The request's span (target `corrlog`, name `request`).
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// The header carrying the effective id, for the request passed inward
+    /// and for the response.
+    pub fn id_header(&self) -> Option<(&HeaderName, &HeaderValue)> {
+        self.header.as_ref().map(|(name, value)| (name, value))
+    }
+
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let span = &self.span;
+        self.ctx.clone().run(|| span.in_scope(f))
+    }
+
+    /// Runs `f` (a poll of the handler, or a synchronous call into the
+    /// framework) inside the request's context and span. A panic is caught:
+    /// it is logged at ERROR with its message, the access line will have
+    /// status 500 and reason `panic`, and `None` is returned, for the
+    /// integration to answer 500 (with [`Exchange::id_header`]).
+    pub fn catch_handler<R>(&mut self, f: impl FnOnce() -> R) -> Option<R> {
+        let outcome = self.run(|| {
+            catch_panic(f).map_err(|payload| log_handler_panic(panic_message(&payload)))
+        });
+        match outcome {
+            Ok(value) => Some(value),
+            Err(()) => {
+                if let Some(access) = self.access.as_mut() {
+                    access.status = Some(500);
+                    access.set_reason("panic");
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs `f` (a poll of the response body) inside the request's context
+    /// and span. A panic is caught: it is logged at ERROR, the access line
+    /// is written with reason `body_panic`, and `None` is returned, for the
+    /// integration to end the body.
+    pub fn catch_body<R>(&mut self, f: impl FnOnce() -> R) -> Option<R> {
+        let outcome = self.run(|| {
+            catch_panic(f).map_err(|payload| log_body_panic(panic_message(&payload)))
+        });
+        match outcome {
+            Ok(value) => Some(value),
+            Err(()) => {
+                self.finish(Some("body_panic"));
+                None
+            }
+        }
+    }
+
+    /// The response has begun: its status and, when known, the exact body
+    /// length (a body dropped once that much has gone out is complete, not
+    /// a disconnect).
+    pub fn responded(&mut self, status: u16, body_len: Option<u64>) {
+        if let Some(access) = self.access.as_mut() {
+            access.status = Some(status);
+            access.expected_bytes = body_len;
+        }
+    }
+
+    /// The matched route, for the access line's `route`, when the
+    /// framework knows it (`/orders/{order_id}`).
+    pub fn set_route(&mut self, route: &str) {
+        if let Some(access) = self.access.as_mut() {
+            access.set_route(route);
+        }
+    }
+
+    /// `bytes` more of the response body went out.
+    pub fn sent(&mut self, bytes: u64) {
+        if let Some(access) = self.access.as_mut() {
+            access.bytes_out += bytes;
+        }
+    }
+
+    /// The response body ended normally: the access line is written.
+    pub fn end(&mut self) {
+        self.finish(None);
+    }
+
+    /// The response body failed: the access line is written with reason
+    /// `body_error`.
+    pub fn end_with_error(&mut self) {
+        self.finish(Some("body_error"));
+    }
+
+    fn finish(&mut self, reason: Option<&'static str>) {
+        if let Some(mut access) = self.access.take() {
+            access.finish_in(&self.ctx, &self.span, reason);
+        }
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let reason = match &self.access {
+            None => return,
+            Some(access) if !access.responded() => Some("cancelled"),
+            Some(access) if access.complete_when_dropped() => None,
+            Some(_) => Some("client_disconnect"),
+        };
+        self.finish(reason);
+    }
+}
