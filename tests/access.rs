@@ -15,6 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use common::suites::{self, access_for, access_lines};
 use common::{client_runtime, get_request, str_field, RawConn, TestServer};
 use corrlog::http::{AccessLog, ClientIpHeader};
 use corrlog::RequestLayer;
@@ -55,6 +56,29 @@ fn routes() -> Router {
             "/broken",
             get(|| async { Body::new(Broken { sent: false }) }),
         )
+        .route(
+            "/body-panic",
+            get(|| async { Body::new(Panics { sent: false }) }),
+        )
+}
+
+/// A body that panics after one chunk.
+struct Panics {
+    sent: bool,
+}
+impl http_body::Body for Panics {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        assert!(!self.sent, "body boom");
+        self.sent = true;
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            b"part",
+        )))))
+    }
 }
 
 /// An endless body.
@@ -125,37 +149,6 @@ fn send(server: &TestServer, path: &str, headers: &[&[u8]]) -> common::RawRespon
         conn.send(&get_request(path, headers)).await;
         conn.read_response().await
     })
-}
-
-fn access_lines(server: &TestServer) -> Vec<Value> {
-    // Access lines are written when the body ends, which may be just after
-    // the client has its response: wait until no new line has come for a
-    // while (at most 5 s).
-    let read = || -> Vec<Value> {
-        server
-            .lines()
-            .into_iter()
-            .filter(|l| str_field(l, "logger") == Some("corrlog::access"))
-            .collect()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    std::thread::sleep(Duration::from_millis(50));
-    let mut lines = read();
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let again = read();
-        if again.len() == lines.len() || std::time::Instant::now() > deadline {
-            return again;
-        }
-        lines = again;
-    }
-}
-
-fn access_for<'a>(lines: &'a [Value], id: &str) -> Vec<&'a Value> {
-    lines
-        .iter()
-        .filter(|l| str_field(l, "request_id") == Some(id))
-        .collect()
 }
 
 #[test]
@@ -401,6 +394,11 @@ fn only_the_configured_header_family_names_the_client() {
 
 #[test]
 fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
+    suites::every_way_a_request_ends(&server(AccessLog::default()));
+}
+
+#[test]
+fn a_timeout_inside_the_layer_is_a_response_with_the_id() {
     let timeout = Router::new()
         .route(
             "/timeout",
@@ -413,78 +411,16 @@ fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(100),
         ));
-    let app = routes().merge(timeout).layer(RequestLayer::new());
-    let server = TestServer::start_with_connect_info(2, app);
-    let rt = client_runtime();
-
-    // A panic: a 500 with the id, the panic at ERROR, one access line.
-    let res = send(&server, "/boom", &[b"x-request-id: end-panic"]);
-    assert_eq!(res.status, 500);
-    assert_eq!(res.header("x-request-id").as_deref(), Some("end-panic"));
-    // A body that fails midway.
-    rt.block_on(async {
-        let mut conn = RawConn::connect(server.addr).await;
-        conn.send(&get_request("/broken", &[b"x-request-id: end-body-error"]))
-            .await;
-        let mut buf = [0u8; 1024];
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::io::AsyncReadExt::read(&mut conn.stream, &mut buf),
-        )
-        .await;
-    });
-    // The client goes away while the body streams.
-    rt.block_on(async {
-        let mut conn = RawConn::connect(server.addr).await;
-        conn.send(&get_request("/forever", &[b"x-request-id: end-disconnect"]))
-            .await;
-        let mut buf = vec![0u8; 256 * 1024];
-        let _ = tokio::io::AsyncReadExt::read(&mut conn.stream, &mut buf).await;
-        drop(conn);
-    });
-    // The client goes away before the response.
-    rt.block_on(async {
-        let mut conn = RawConn::connect(server.addr).await;
-        conn.send(&get_request("/slow", &[b"x-request-id: end-cancelled"]))
-            .await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        drop(conn);
-    });
-    // A timeout inside the layer: a 408 that still carries the id.
+    let server = TestServer::start(2, timeout.layer(RequestLayer::new()));
     let res = send(&server, "/timeout", &[b"x-request-id: end-timeout"]);
     assert_eq!(res.status, 408);
     assert_eq!(res.header("x-request-id").as_deref(), Some("end-timeout"));
-
-    std::thread::sleep(Duration::from_millis(2500));
     let lines = access_lines(&server);
-    let expect = [
-        ("end-panic", Some("panic"), "ERROR", Some(500u64)),
-        ("end-body-error", Some("body_error"), "ERROR", Some(200)),
-        (
-            "end-disconnect",
-            Some("client_disconnect"),
-            "WARN",
-            Some(200),
-        ),
-        ("end-cancelled", Some("cancelled"), "WARN", None),
-        ("end-timeout", None, "WARN", Some(408)),
-    ];
-    for (id, reason, level, status) in expect {
-        let mine = access_for(&lines, id);
-        assert_eq!(mine.len(), 1, "{id}: {mine:#?}");
-        assert_eq!(str_field(mine[0], "reason"), reason, "{id}: {}", mine[0]);
-        assert_eq!(mine[0]["level"], level, "{id}");
-        assert_eq!(mine[0]["status"].as_u64(), status, "{id}");
-    }
-    let all = server.lines();
-    let panic_line = all
-        .iter()
-        .find(|l| {
-            str_field(l, "request_id") == Some("end-panic")
-                && str_field(l, "message") == Some("request handler panicked")
-        })
-        .unwrap();
-    assert_eq!(panic_line["panic"], "access boom");
+    let mine = access_for(&lines, "end-timeout");
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    assert_eq!(str_field(mine[0], "reason"), None);
+    assert_eq!(mine[0]["level"], "WARN");
+    assert_eq!(mine[0]["status"], 408);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod demo;
+pub mod suites;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub capture: Capture,
     runtime: Option<Runtime>,
+    stop: Option<Box<dyn FnOnce()>>,
 }
 
 impl TestServer {
@@ -53,6 +55,18 @@ impl TestServer {
             addr,
             capture,
             runtime: Some(runtime),
+            stop: None,
+        }
+    }
+
+    /// A server another framework runs, listening on `addr` and logging
+    /// into `capture`; `stop` shuts it down when the test is done.
+    pub fn from_parts(addr: SocketAddr, capture: Capture, stop: impl FnOnce() + 'static) -> Self {
+        TestServer {
+            addr,
+            capture,
+            runtime: None,
+            stop: Some(Box::new(stop)),
         }
     }
 
@@ -71,6 +85,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(5));
+        }
+        if let Some(stop) = self.stop.take() {
+            stop();
         }
     }
 }
