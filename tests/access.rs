@@ -394,7 +394,10 @@ fn only_the_configured_header_family_names_the_client() {
 
 #[test]
 fn every_way_a_request_ends_gives_exactly_one_line_with_a_reason() {
-    suites::every_way_a_request_ends(&server(AccessLog::default()));
+    suites::every_way_a_request_ends(
+        &server(AccessLog::default()),
+        suites::OnDisconnect::DropsTheHandler,
+    );
 }
 
 #[test]

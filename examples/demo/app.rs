@@ -58,8 +58,13 @@ async fn order(
     Path(order_id): Path<String>,
     request_id: RequestId,
 ) -> Response {
-    let outcome =
-        orders::get_order(config, downstream.as_ref(), order_id, request_id.to_string()).await;
+    let outcome = orders::get_order(
+        config,
+        downstream.as_ref(),
+        order_id,
+        request_id.to_string(),
+    )
+    .await;
     match outcome {
         Outcome::Found(order) => Json(order).into_response(),
         Outcome::Unavailable(text) => (StatusCode::SERVICE_UNAVAILABLE, text).into_response(),

@@ -253,9 +253,8 @@ impl Exchange {
     /// status 500 and reason `panic`, and `None` is returned, for the
     /// integration to answer 500 (with [`Exchange::id_header`]).
     pub fn catch_handler<R>(&mut self, f: impl FnOnce() -> R) -> Option<R> {
-        let outcome = self.run(|| {
-            catch_panic(f).map_err(|payload| log_handler_panic(panic_message(&payload)))
-        });
+        let outcome = self
+            .run(|| catch_panic(f).map_err(|payload| log_handler_panic(panic_message(&payload))));
         match outcome {
             Ok(value) => Some(value),
             Err(()) => {
@@ -273,9 +272,8 @@ impl Exchange {
     /// is written with reason `body_panic`, and `None` is returned, for the
     /// integration to end the body.
     pub fn catch_body<R>(&mut self, f: impl FnOnce() -> R) -> Option<R> {
-        let outcome = self.run(|| {
-            catch_panic(f).map_err(|payload| log_body_panic(panic_message(&payload)))
-        });
+        let outcome =
+            self.run(|| catch_panic(f).map_err(|payload| log_body_panic(panic_message(&payload))));
         match outcome {
             Ok(value) => Some(value),
             Err(()) => {

@@ -142,8 +142,8 @@
 
 mod access;
 mod body;
-mod exchange;
 pub mod carrier;
+mod exchange;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;

@@ -7,10 +7,10 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::access::Record;
-use super::Config;
 use super::body::ResponseBody;
-use super::future::ResponseFuture;
 use super::exchange::{begin, Begun};
+use super::future::ResponseFuture;
+use super::Config;
 use crate::panic::catch_panic;
 
 /// The service made by [`RequestLayer`](crate::RequestLayer). See the

@@ -1,0 +1,89 @@
+//! actix-web servers for the shared suites (`tests/common` of the corrlog
+//! repository): a real `HttpServer` on 127.0.0.1:0 with its own workers,
+//! wrapped in [`RequestMiddleware`], logging into a capture.
+//!
+//! actix starts its worker threads, and their blocking pools, itself, with
+//! no hook to give each a subscriber, so these servers log through one
+//! process-wide subscriber whose output goes to the capture of the server
+//! running now. Servers in one test binary therefore run one at a time.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+
+use actix_web::web::ServiceConfig;
+use actix_web::{App, HttpServer};
+use corrlog::fmt::Sink;
+use corrlog::output::Capture;
+use corrlog::RequestLayer;
+use corrlog_actix::RequestMiddleware;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::common::TestServer;
+
+/// Where the process-wide subscriber's lines go: the running server's
+/// capture.
+static CURRENT: Mutex<Option<Capture>> = Mutex::new(None);
+/// One actix server at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct ToCurrent;
+
+impl Sink for ToCurrent {
+    fn write_line(&self, line: &[u8]) {
+        if let Some(capture) = lock(&CURRENT).as_ref() {
+            capture.write_line(line);
+        }
+    }
+}
+
+fn install_subscriber() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(corrlog::LogLayer::json(ToCurrent));
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+}
+
+/// Starts `workers` actix workers serving `routes()` (called once per
+/// worker) behind `RequestMiddleware::from(layer)`.
+pub fn start<F, R>(workers: usize, layer: RequestLayer, routes: F) -> TestServer
+where
+    F: Fn() -> R + Send + Clone + 'static,
+    R: FnOnce(&mut ServiceConfig),
+{
+    install_subscriber();
+    let serial = lock(&SERIAL);
+    let capture = Capture::new();
+    *lock(&CURRENT) = Some(capture.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                App::new()
+                    .configure(routes())
+                    .wrap(RequestMiddleware::from(layer.clone()))
+            })
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)
+            .unwrap()
+            .run();
+            tx.send(server.handle()).unwrap();
+            server.await
+        })
+    });
+    let handle = rx.recv().unwrap();
+    TestServer::from_parts(addr, capture, move || {
+        actix_web::rt::System::new().block_on(handle.stop(true));
+        let _ = thread.join();
+        *lock(&CURRENT) = None;
+        drop(serial);
+    })
+}
