@@ -8,13 +8,13 @@
 mod app;
 mod common;
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, HeaderName};
 use axum::routing::get;
 use axum::Router;
-use common::{client_runtime, get_request, str_field, RawConn, TestServer};
+use common::suites::{self, get_json, hop};
+use common::{client_runtime, get_request, RawConn, TestServer};
 use corrlog::http::TraceParent;
 use corrlog::RequestLayer;
 use serde_json::Value;
@@ -27,89 +27,12 @@ fn demo(downstream: Option<String>) -> TestServer {
     )
 }
 
-fn get_json(url: &str, headers: &[(&str, &str)]) -> (String, Value) {
-    client_runtime().block_on(async {
-        let mut req = reqwest::Client::new().get(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let res = req.send().await.unwrap();
-        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
-        (id, res.json().await.unwrap())
-    })
-}
-
-/// The lines of `server` that belong to request `id`, checked to share one
-/// trace id and one span id; returns (trace_id, span_id, count).
-fn hop(server: &TestServer, id: &str) -> (String, String, usize) {
-    let lines: Vec<Value> = server
-        .lines()
-        .into_iter()
-        .filter(|l| str_field(l, "request_id") == Some(id))
-        .collect();
-    assert!(!lines.is_empty(), "no lines for {id}");
-    let trace: HashSet<_> = lines.iter().map(|l| l["trace_id"].clone()).collect();
-    let span: HashSet<_> = lines.iter().map(|l| l["span_id"].clone()).collect();
-    assert_eq!(trace.len(), 1, "one trace id per hop: {trace:?}");
-    assert_eq!(span.len(), 1, "one span id per hop: {span:?}");
-    let t = trace
-        .into_iter()
-        .next()
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let s = span
-        .into_iter()
-        .next()
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(t.len(), 32);
-    assert_eq!(s.len(), 16);
-    (t, s, lines.len())
-}
-
 #[test]
 fn three_services_share_one_request_id_and_trace_id() {
     let c = demo(None);
     let b = demo(Some(c.url("")));
     let a = demo(Some(b.url("")));
-
-    // With an incoming id and trace, and without either.
-    let incoming_trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let cases: Vec<Vec<(&str, &str)>> = vec![
-        vec![("x-request-id", "chain-1"), ("traceparent", incoming_trace)],
-        vec![],
-    ];
-    for headers in cases {
-        let (id, body) = get_json(&a.url("/orders/9"), &headers);
-        // The JSON response nests each hop's answer.
-        assert_eq!(body["request_id"], id.as_str());
-        assert_eq!(body["downstream"]["request_id"], id.as_str());
-        assert_eq!(body["downstream"]["downstream"]["request_id"], id.as_str());
-        assert_eq!(
-            body["downstream"]["downstream"]["seen"]["background"],
-            id.as_str()
-        );
-
-        let (ta, sa, na) = hop(&a, &id);
-        let (tb, sb, nb) = hop(&b, &id);
-        let (tc, sc, nc) = hop(&c, &id);
-        assert_eq!(ta, tb);
-        assert_eq!(tb, tc);
-        assert_eq!(body["trace_id"], ta.as_str());
-        if !headers.is_empty() {
-            assert_eq!(
-                ta, "0af7651916cd43dd8448eb211c80319c",
-                "the caller's trace continues"
-            );
-        }
-        let spans: HashSet<_> = [&sa, &sb, &sc].into_iter().collect();
-        assert_eq!(spans.len(), 3, "each hop has its own span id");
-        assert!(na >= 7 && nb >= 7 && nc >= 6, "{na} {nb} {nc}");
-    }
+    suites::three_hops_share_one_request_id_and_trace_id(&a, &b, &c);
 }
 
 /// A downstream that records the headers it receives.

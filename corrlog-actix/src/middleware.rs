@@ -165,6 +165,11 @@ where
             headers.insert(name.clone(), value.clone());
         }
         req.extensions_mut().insert(exchange.id().clone());
+        // From the app's resource map, so it is known even when the handler
+        // panics and no response comes back to read it from.
+        if let Some(route) = req.match_pattern() {
+            exchange.set_route(&route);
+        }
 
         // Routing runs synchronously in `call`: inside the context too,
         // and a panic there is caught like one in the handler.
@@ -226,9 +231,6 @@ where
         };
         match outcome {
             Some(Ok(mut res)) => {
-                if let Some(route) = res.request().match_pattern() {
-                    exchange.set_route(&route);
-                }
                 if let Some((name, value)) = id_header {
                     res.headers_mut().insert(name, value);
                 }
