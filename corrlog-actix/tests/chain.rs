@@ -3,6 +3,8 @@
 //! directions, through the shared three-hop suite: one request id and one
 //! trace id across every hop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Both demos include the order service they share.
+#![allow(clippy::duplicate_mod)]
 
 #[path = "../examples/actix_demo/app.rs"]
 #[allow(dead_code)]

@@ -85,7 +85,7 @@ pub fn hammer(
 pub fn every_layer_keeps_its_request_id(server: &TestServer) {
     // Half the requests bring their own id, half get a generated one.
     let outcomes = hammer(
-        &server,
+        server,
         |i| format!("/orders/{i}"),
         |i| (i % 2 == 0).then(|| format!("client-{i}")),
     );
@@ -175,7 +175,7 @@ fn peak_overlap(lines: &[Value]) -> usize {
 /// Lines logged while a streaming body is produced, after the handler has
 /// returned, carry the request's id. Demo routes, `jitter_ms: 5`.
 pub fn streamed_lines_keep_their_request_id(server: &TestServer) {
-    let outcomes = hammer(&server, |_| "/stream/5".to_owned(), |_| None);
+    let outcomes = hammer(server, |_| "/stream/5".to_owned(), |_| None);
 
     for o in &outcomes {
         // The body reports the id current while each chunk was produced.
@@ -249,7 +249,7 @@ pub fn hostile_request_ids_are_replaced(server: &TestServer) {
     for (name, value) in hostile_ids() {
         let mut header = b"x-request-id: ".to_vec();
         header.extend_from_slice(&value);
-        let res = one(&server, &get_request("/orders/1", &[&header]));
+        let res = one(server, &get_request("/orders/1", &[&header]));
         if (res.status == 400 || res.status == 431) && res.header("x-request-id").is_none() {
             // hyper refuses some header values before any middleware runs:
             // nothing reaches the service or the log.
@@ -283,7 +283,7 @@ pub fn hostile_request_ids_are_replaced(server: &TestServer) {
         issued.len() >= 15,
         "most classes reach the middleware: {issued:?}"
     );
-    assert_output_clean(&server, &hostile_ids());
+    assert_output_clean(server, &hostile_ids());
     let lines = server.lines();
     for (name, id) in &issued {
         assert!(
@@ -294,7 +294,7 @@ pub fn hostile_request_ids_are_replaced(server: &TestServer) {
         );
     }
     // Still serving.
-    assert_eq!(one(&server, &get_request("/", &[])).status, 200);
+    assert_eq!(one(server, &get_request("/", &[])).status, 200);
 }
 
 /// Hostile paths and user agents never break a line or inject a field.
@@ -329,13 +329,13 @@ pub fn hostile_paths_and_agents_stay_inside_their_strings(server: &TestServer) {
         let mut req = b"GET ".to_vec();
         req.extend_from_slice(path);
         req.extend_from_slice(b" HTTP/1.1\r\nhost: t\r\n\r\n");
-        let res = one(&server, &req);
+        let res = one(server, &req);
         assert!(res.status < 500, "{name}: {}", res.status);
     }
     for (name, agent) in &agents {
         let mut header = b"user-agent: ".to_vec();
         header.extend_from_slice(agent);
-        let res = one(&server, &get_request("/", &[&header]));
+        let res = one(server, &get_request("/", &[&header]));
         assert!(
             res.status == 200 || res.status == 400 || res.status == 431,
             "{name}"
@@ -366,7 +366,7 @@ pub fn hostile_paths_and_agents_stay_inside_their_strings(server: &TestServer) {
             .any(|l| l["user_agent"] == super::INVISIBLE.iter().collect::<String>()),
         "the access line keeps the agent, escaped"
     );
-    assert_eq!(one(&server, &get_request("/", &[])).status, 200);
+    assert_eq!(one(server, &get_request("/", &[])).status, 200);
 }
 
 /// Good, bad and duplicate ids and panics on one keep-alive connection,
