@@ -58,7 +58,7 @@ fn a_panic_is_one_line_in_the_configured_format() {
     assert!(panic["panic.location"]
         .as_str()
         .unwrap()
-        .starts_with("examples/demo/app.rs:"));
+        .starts_with("examples/demo/orders.rs:"));
     let stack = panic["stack_trace"].as_str().unwrap();
     let first_frame = stack.lines().next().unwrap();
     assert!(

@@ -134,6 +134,16 @@
 //! carries its status in the body and is treated as plain HTTP. See
 //! `examples/grpc_demo.rs`.
 //!
+//! # Other frameworks
+//!
+//! A framework that is not tower-based gets the same request path through
+//! [`Exchange`]: [`RequestLayer::exchange`](crate::RequestLayer::exchange)
+//! picks the id, settles the trace context and starts the access record
+//! from an `http::Request`; the integration then runs the handler and the
+//! body inside [`Exchange::catch_handler`] and [`Exchange::catch_body`] and
+//! reports the response. The `corrlog-actix` crate does this for
+//! actix-web.
+//!
 //! # Errors from the inner service
 //!
 //! axum services never fail (`Error = Infallible`). A tower service that
