@@ -402,9 +402,15 @@ mod tests {
     fn a_trusted_id_is_kept_on_the_request_the_extension_and_the_response() {
         let (req, id, _) = drive(RequestLayer::new(), &[("x-request-id", "ok-1")], |ex| {
             let (name, value) = ex.id_header().unwrap();
-            assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-request-id", "ok-1"));
+            assert_eq!(
+                (name.as_str(), value.to_str().unwrap()),
+                ("x-request-id", "ok-1")
+            );
             assert_eq!(ex.context().id().as_str(), "ok-1");
-            assert_eq!(format!("{ex:?}"), r#"Exchange { id: RequestId("ok-1"), .. }"#);
+            assert_eq!(
+                format!("{ex:?}"),
+                r#"Exchange { id: RequestId("ok-1"), .. }"#
+            );
         });
         assert_eq!(id, "ok-1");
         assert_eq!(header_values(&req, "x-request-id"), ["ok-1"]);
@@ -435,7 +441,10 @@ mod tests {
             .response_header(HeaderName::from_static("x-trace"));
         let (req, id, _) = drive(
             layer.clone(),
-            &[("x-request-id", "not valid"), ("x-correlation-id", "corr-1")],
+            &[
+                ("x-request-id", "not valid"),
+                ("x-correlation-id", "corr-1"),
+            ],
             |_| {},
         );
         assert_eq!(id, "corr-1");
@@ -542,6 +551,13 @@ mod tests {
         assert_eq!(line["path"], "/orders/7");
         assert!(line.get("reason").is_none());
         assert_eq!(line["level"], "INFO");
+        // A streamed body (no length) that ended.
+        let line = end(|ex| {
+            ex.responded(200, None);
+            ex.sent(5);
+            ex.end();
+        });
+        assert!(line.get("reason").is_none(), "{line}");
         // Dropped once the declared length went out: complete.
         let line = end(|ex| {
             ex.responded(200, Some(4));

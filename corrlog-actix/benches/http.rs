@@ -1,0 +1,187 @@
+//! The middleware's cost under load on actix-web: bare actix against actix
+//! with `RequestMiddleware` (validated id, context, trace context, access
+//! line through the pipeline to a file), each loaded by `wrk` on loopback
+//! in alternating runs; prints requests/s and p99 with ratios against bare
+//! actix.
+//!
+//! Needs `wrk` (`apt-get install wrk`). Run with `cargo bench -p
+//! corrlog-actix --bench http`; `ROUNDS` (default 5) and `SECONDS` (default
+//! 5) per run, `CONNECTIONS` (default 64), `WORKERS` (actix workers per
+//! server, default 1, so a server's cost per request is its CPU on one
+//! core).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use corrlog::output::{Pipeline, RollingFile};
+use corrlog::LogLayer;
+use corrlog_actix::RequestMiddleware;
+use tracing_subscriber::layer::SubscriberExt;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+/// Serves `GET /` on its own actix system; `with_corrlog` wraps it.
+fn serve(workers: usize, with_corrlog: bool) -> (SocketAddr, ServerHandle) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = if with_corrlog {
+                HttpServer::new(|| {
+                    App::new()
+                        .route("/", web::get().to(hello))
+                        .wrap(RequestMiddleware::new())
+                })
+                .workers(workers)
+                .listen(listener)
+                .unwrap()
+                .run()
+            } else {
+                HttpServer::new(|| App::new().route("/", web::get().to(hello)))
+                    .workers(workers)
+                    .listen(listener)
+                    .unwrap()
+                    .run()
+            };
+            tx.send(server.handle()).unwrap();
+            server.await
+        })
+    });
+    (addr, rx.recv().unwrap())
+}
+
+/// Runs wrk; returns (requests/s, p99 in ms).
+fn wrk(addr: SocketAddr, seconds: u64, connections: u64) -> (f64, f64) {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            &format!("http://{addr}/"),
+        ])
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| {
+            let v = v.trim();
+            let (num, unit) =
+                v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+            let n: f64 = num.parse().unwrap_or(f64::NAN);
+            match unit {
+                "us" => n / 1000.0,
+                "ms" => n,
+                "s" => n * 1000.0,
+                _ => f64::NAN,
+            }
+        })
+        .unwrap_or(f64::NAN);
+    (rps, p99)
+}
+
+fn main() {
+    // `cargo test --benches` and `cargo bench -- --list`: nothing to list.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed: apt-get install wrk, then run this again");
+        return;
+    }
+    let rounds = env_num("ROUNDS", 5);
+    let seconds = env_num("SECONDS", 5);
+    let connections = env_num("CONNECTIONS", 64);
+    let workers = env_num("WORKERS", 1) as usize;
+    let dir = std::env::temp_dir().join(format!("corrlog-actix-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // actix workers are threads of their own: the subscriber is global.
+    let file = RollingFile::builder(dir.join("corrlog.log"))
+        .max_bytes(None)
+        .open()
+        .unwrap();
+    let (pipeline, guard) = Pipeline::builder(file).flush_on_panic(false).start();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(LogLayer::json(pipeline)),
+    )
+    .unwrap();
+
+    let mut stacks = [
+        (
+            "bare actix-web",
+            serve(workers, false),
+            Vec::new(),
+            Vec::new(),
+        ),
+        (
+            "actix-web + corrlog",
+            serve(workers, true),
+            Vec::new(),
+            Vec::new(),
+        ),
+    ];
+    for (_, (addr, _), _, _) in &stacks {
+        wrk(*addr, 1, connections);
+    }
+    for round in 0..rounds {
+        for (name, (addr, _), rps, p99) in stacks.iter_mut() {
+            let (r, p) = wrk(*addr, seconds, connections);
+            rps.push(r);
+            p99.push(p);
+            eprintln!("round {round}: {name:<24} {r:>10.0} req/s  p99 {p:.2} ms");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let bare_rps = median(&mut stacks[0].2.clone());
+    let bare_p99 = median(&mut stacks[0].3.clone());
+    println!(
+        "wrk -t1 -c{connections} -d{seconds}s, median of {rounds} alternating runs, {workers} actix worker(s) per server"
+    );
+    println!(
+        "{:<24} {:>10} {:>9} {:>10} {:>9}",
+        "stack", "req/s", "x bare", "p99 ms", "x bare"
+    );
+    for (name, (_, handle), rps, p99) in stacks.iter_mut() {
+        let rps = median(rps);
+        let p99 = median(p99);
+        println!(
+            "{name:<24} {rps:>10.0} {:>9.3} {p99:>10.2} {:>9.2}",
+            rps / bare_rps,
+            p99 / bare_p99
+        );
+        drop(handle.stop(false));
+    }
+    let report = guard.shutdown(Duration::from_secs(10));
+    println!(
+        "corrlog pipeline: {} lines written, {} dropped",
+        report.stats.written, report.stats.dropped
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
