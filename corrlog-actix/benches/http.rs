@@ -1,6 +1,6 @@
 //! The middleware's cost under load on actix-web: bare actix against actix
 //! with `RequestMiddleware` (validated id, context, trace context, access
-//! line through the pipeline to a file), each loaded by `wrk` on loopback
+//! line through the pipeline to a file), and without its access line, each loaded by `wrk` on loopback
 //! in alternating runs; prints requests/s and p99 with ratios against bare
 //! actix.
 //!
@@ -8,7 +8,8 @@
 //! corrlog-actix --bench http`; `ROUNDS` (default 5) and `SECONDS` (default
 //! 5) per run, `CONNECTIONS` (default 64), `WORKERS` (actix workers per
 //! server, default 1, so a server's cost per request is its CPU on one
-//! core).
+//! core), `ONLY` (keep bare actix and the stacks whose names contain it,
+//! e.g. for a profiler).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -17,9 +18,11 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
+use corrlog::http::AccessLog;
 use corrlog::output::{Pipeline, RollingFile};
-use corrlog::LogLayer;
+use corrlog::{LogLayer, RequestLayer};
 use corrlog_actix::RequestMiddleware;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -38,18 +41,18 @@ async fn hello() -> &'static str {
     "hello"
 }
 
-/// Serves `GET /` on its own actix system; `with_corrlog` wraps it.
-fn serve(workers: usize, with_corrlog: bool) -> (SocketAddr, ServerHandle) {
+/// Serves `GET /` on its own actix system, wrapped in `corrlog` when given.
+fn serve(workers: usize, corrlog: Option<RequestLayer>) -> (SocketAddr, ServerHandle) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let server = if with_corrlog {
-                HttpServer::new(|| {
+            let server = if let Some(layer) = corrlog {
+                HttpServer::new(move || {
                     App::new()
                         .route("/", web::get().to(hello))
-                        .wrap(RequestMiddleware::new())
+                        .wrap(RequestMiddleware::from(layer.clone()))
                 })
                 .workers(workers)
                 .listen(listener)
@@ -123,30 +126,46 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // actix workers are threads of their own: the subscriber is global.
+    // INFO and above, as a service runs: actix's own DEBUG and TRACE
+    // events would otherwise load both servers.
     let file = RollingFile::builder(dir.join("corrlog.log"))
         .max_bytes(None)
         .open()
         .unwrap();
     let (pipeline, guard) = Pipeline::builder(file).flush_on_panic(false).start();
     tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(LogLayer::json(pipeline)),
+        tracing_subscriber::registry()
+            .with(LogLayer::json(pipeline))
+            .with(LevelFilter::INFO),
     )
     .unwrap();
 
-    let mut stacks = [
+    let quiet = RequestLayer::new().access_log(AccessLog::default().enabled(false));
+    let mut stacks = vec![
         (
             "bare actix-web",
-            serve(workers, false),
+            serve(workers, None),
+            Vec::new(),
+            Vec::new(),
+        ),
+        (
+            "corrlog, no access line",
+            serve(workers, Some(quiet)),
             Vec::new(),
             Vec::new(),
         ),
         (
             "actix-web + corrlog",
-            serve(workers, true),
+            serve(workers, Some(RequestLayer::new())),
             Vec::new(),
             Vec::new(),
         ),
     ];
+    // ONLY=name keeps bare actix and the stacks whose names contain it
+    // (e.g. to profile one).
+    if let Ok(only) = std::env::var("ONLY") {
+        stacks.retain(|s| s.0 == "bare actix-web" || s.0.contains(only.as_str()));
+    }
     for (_, (addr, _), _, _) in &stacks {
         wrk(*addr, 1, connections);
     }
@@ -176,7 +195,7 @@ fn main() {
             rps / bare_rps,
             p99 / bare_p99
         );
-        drop(handle.stop(false));
+        actix_web::rt::System::new().block_on(handle.stop(true));
     }
     let report = guard.shutdown(Duration::from_secs(10));
     println!(
