@@ -72,7 +72,7 @@
 //! | `log` | yes | records of crates using `log` go to the same lines, with the request id |
 //! | `reqwest` | yes | [`http::PropagateHeaders`], a `reqwest-middleware` middleware |
 //! | `opentelemetry` | no | with `tracing-opentelemetry`, lines carry the ids of the exported request span (see [`TraceParent`](crate::http::TraceParent)) |
-//! | `otlp` | no | `output::otlp`: log records to an OpenTelemetry Collector over OTLP/HTTP, set up by [`Builder::otlp`] or `OTEL_EXPORTER_OTLP_ENDPOINT` |
+//! | `otlp` | no | `output::otlp`: log records to an OpenTelemetry Collector over OTLP/HTTP, set up by `Builder::otlp` (feature `otlp`) or `OTEL_EXPORTER_OTLP_ENDPOINT` |
 //!
 //! # Why not a `thread_local!`
 //!

@@ -177,7 +177,7 @@ impl Output {
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, values percent-encoded | `service.name` (when `OTEL_SERVICE_NAME` is unset), `service.version`, `service.instance.id` and `deployment.environment.name` of [`Builder::service`]; other keys are ignored |
 /// | `GOOGLE_CLOUD_PROJECT` | a project id | [`Builder::gcp_project`] |
 /// | `CORRLOG_BUFFER` | `debug`, `trace` (the most verbose level buffered), `off` | [`Builder::buffer`] (keeping its byte caps) |
-/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | a base URL, `http://collector:4318` | (feature `otlp`) export OTLP log records to `<base>/v1/logs` ([`Builder::otlp`]) |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | a base URL, `http://collector:4318` | (feature `otlp`) export OTLP log records to `<base>/v1/logs` (`Builder::otlp` (feature `otlp`)) |
 /// | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | a full URL | the same, used as it is; wins over the base |
 /// | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_LOGS_HEADERS` | `key=value,...`, values percent-encoded | headers sent with every export request (the logs variable wins for a key in both) |
 /// | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_LOGS_TIMEOUT` | milliseconds | the timeout of one export request (default 10000) |
