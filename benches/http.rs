@@ -1,14 +1,27 @@
 //! Middleware overhead under load, loaded by `wrk` on loopback in
 //! alternating runs; prints requests/s and p99 with ratios against bare
-//! axum. The stacks: bare axum; axum with tower-http's request-id layers,
-//! `TraceLayer` and `fmt().json()` to a file; axum with corrlog (validated
-//! id, context, access line through the pipeline to a file).
+//! axum. The stacks: bare axum; axum with tower-http's `SetRequestId` and
+//! `PropagateRequestId` alone, logging nothing; axum with tower-http's
+//! request-id layers, `TraceLayer` and `fmt().json()` to a file; axum with
+//! corrlog (validated id, context, access line through the pipeline to a
+//! file); and the demo's `GET /` behind corrlog (the handler's line and the
+//! access line).
+//!
+//! The pinned layout (the default where `taskset` and two cores exist):
+//! the servers, one tokio worker each, and the pipeline's writer thread run
+//! on core 0, and `wrk -t1` on core 1, so requests/s measure the server's
+//! CPU per request. Elsewhere, or with `LAYOUT=shared`: servers with two
+//! workers and `wrk -t2` share every core, as before.
 //!
 //! Needs `wrk` (`apt-get install wrk`). Run with `cargo bench --bench
 //! http`; `ROUNDS` (default 5) and `SECONDS` (default 5) per run,
-//! `CONNECTIONS` (default 64).
+//! `CONNECTIONS` (default 64), `ONLY` (keep bare axum and the stacks whose
+//! names contain it).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod app;
 mod support;
 
 use support::{env_num, listing_only, median};
@@ -39,8 +52,60 @@ struct Stack {
     p99_ms: Vec<f64>,
 }
 
-fn serve(name: &'static str, dispatch: tracing::Dispatch, app: Router) -> Stack {
-    let runtime = corrlog::testing::runtime_with(dispatch, 2);
+/// Where the servers and wrk run.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Servers (one worker each) on core 0, wrk on core 1.
+    Pinned,
+    /// Everything on every core.
+    Shared,
+}
+
+impl Layout {
+    fn workers(self) -> usize {
+        match self {
+            Layout::Pinned => 1,
+            Layout::Shared => 2,
+        }
+    }
+}
+
+/// Settles the layout. For the pinned one, runs this benchmark again under
+/// `taskset -c 0` (every thread it starts inherits the core) and exits with
+/// its status; returns in that child, or when the layout is shared.
+fn layout() -> Layout {
+    const CHILD: &str = "CORRLOG_BENCH_PINNED";
+    if std::env::var_os(CHILD).is_some() {
+        return Layout::Pinned;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let taskset = Command::new("taskset").arg("--version").output().is_ok();
+    let wanted = std::env::var("LAYOUT").map_or(true, |v| v != "shared");
+    if !wanted {
+        eprintln!("LAYOUT=shared: servers and wrk share every core");
+        return Layout::Shared;
+    }
+    if cores < 2 || !taskset {
+        eprintln!(
+            "the pinned layout needs taskset and two cores ({cores} core(s), taskset {}): \
+             servers and wrk share every core instead",
+            if taskset { "found" } else { "missing" }
+        );
+        return Layout::Shared;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(CHILD, "1")
+        .status()
+        .expect("run the benchmark under taskset");
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+fn serve(name: &'static str, dispatch: tracing::Dispatch, app: Router, layout: Layout) -> Stack {
+    let runtime = corrlog::testing::runtime_with(dispatch, layout.workers());
     let addr = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -56,11 +121,23 @@ fn serve(name: &'static str, dispatch: tracing::Dispatch, app: Router) -> Stack 
     }
 }
 
-/// Runs wrk; returns (requests/s, p99 in ms).
-fn wrk(addr: SocketAddr, seconds: u64, connections: u64) -> (f64, f64) {
-    let out = Command::new("wrk")
+/// Runs wrk (on core 1 in the pinned layout); returns (requests/s, p99 in
+/// ms).
+fn wrk(layout: Layout, addr: SocketAddr, seconds: u64, connections: u64) -> (f64, f64) {
+    let mut command = match layout {
+        Layout::Pinned => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "1", "wrk", "-t1"]);
+            c
+        }
+        Layout::Shared => {
+            let mut c = Command::new("wrk");
+            c.arg("-t2");
+            c
+        }
+    };
+    let out = command
         .args([
-            "-t2",
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "--latency",
@@ -101,13 +178,22 @@ fn main() {
         eprintln!("wrk is not installed: apt-get install wrk, then run this again");
         return;
     }
+    let layout = layout();
     let rounds = env_num("ROUNDS", 5);
     let seconds = env_num("SECONDS", 5);
     let connections = env_num("CONNECTIONS", 64);
     let dir = std::env::temp_dir().join(format!("corrlog-http-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let bare = serve("bare axum", tracing::Dispatch::none(), hello());
+    let bare = serve("bare axum", tracing::Dispatch::none(), hello(), layout);
+    let ids_only = serve(
+        "tower-http request-id only",
+        tracing::Dispatch::none(),
+        hello()
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)),
+        layout,
+    );
 
     let file = std::fs::File::create(dir.join("tower-http.log")).unwrap();
     let (writer, _nb_guard) = tracing_appender::non_blocking(file);
@@ -126,7 +212,12 @@ fn main() {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-    let tower = serve("tower-http id+trace+fmt.json", fmt_dispatch, tower_app);
+    let tower = serve(
+        "tower-http id+trace+fmt.json",
+        fmt_dispatch,
+        tower_app,
+        layout,
+    );
 
     let file = RollingFile::builder(dir.join("corrlog.log"))
         .max_bytes(None)
@@ -137,11 +228,18 @@ fn main() {
         tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
     let corrlog = serve(
         "corrlog",
-        corrlog_dispatch,
+        corrlog_dispatch.clone(),
         hello().layer(RequestLayer::new()),
+        layout,
+    );
+    let demo = serve(
+        "corrlog, the demo's GET /",
+        corrlog_dispatch,
+        app::routes(app::AppConfig::default(), None).layer(RequestLayer::new()),
+        layout,
     );
 
-    let mut stacks = vec![bare, tower, corrlog];
+    let mut stacks = vec![bare, ids_only, tower, corrlog, demo];
     // ONLY=name keeps bare axum and the stacks whose names contain it
     // (e.g. to profile one).
     if let Ok(only) = std::env::var("ONLY") {
@@ -149,11 +247,11 @@ fn main() {
     }
     // Warm-up.
     for s in &stacks {
-        wrk(s.addr, 1, connections);
+        wrk(layout, s.addr, 1, connections);
     }
     for round in 0..rounds {
         for s in stacks.iter_mut() {
-            let (rps, p99) = wrk(s.addr, seconds, connections);
+            let (rps, p99) = wrk(layout, s.addr, seconds, connections);
             s.rps.push(rps);
             s.p99_ms.push(p99);
             eprintln!(
@@ -165,18 +263,23 @@ fn main() {
     }
     let bare_rps = median(&mut stacks[0].rps.clone());
     let bare_p99 = median(&mut stacks[0].p99_ms.clone());
+    match layout {
+        Layout::Pinned => println!(
+            "pinned: servers (1 worker each) and the writer on core 0, wrk -t1 -c{connections} -d{seconds}s on core 1; median of {rounds} alternating runs"
+        ),
+        Layout::Shared => println!(
+            "shared: wrk -t2 -c{connections} -d{seconds}s, 2 server workers, every core; median of {rounds} alternating runs"
+        ),
+    }
     println!(
-        "wrk -t2 -c{connections} -d{seconds}s, median of {rounds} alternating runs, 2 server workers"
-    );
-    println!(
-        "{:<32} {:>10} {:>9} {:>10} {:>9}",
+        "{:<34} {:>10} {:>9} {:>10} {:>9}",
         "stack", "req/s", "x bare", "p99 ms", "x bare"
     );
     for s in stacks.iter_mut() {
         let rps = median(&mut s.rps);
         let p99 = median(&mut s.p99_ms);
         println!(
-            "{:<32} {rps:>10.0} {:>9.3} {p99:>10.2} {:>9.2}",
+            "{:<34} {rps:>10.0} {:>9.3} {p99:>10.2} {:>9.2}",
             s.name,
             rps / bare_rps,
             p99 / bare_p99
