@@ -24,7 +24,7 @@
 mod app;
 mod support;
 
-use support::{env_num, listing_only, median};
+use support::{env_num, listing_only, median, wrk_figures};
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -145,29 +145,7 @@ fn wrk(layout: Layout, addr: SocketAddr, seconds: u64, connections: u64) -> (f64
         ])
         .output()
         .expect("run wrk");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    let p99 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .map(|v| parse_duration_ms(v.trim()))
-        .unwrap_or(f64::NAN);
-    (rps, p99)
-}
-
-fn parse_duration_ms(v: &str) -> f64 {
-    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
-    let n: f64 = num.parse().unwrap_or(f64::NAN);
-    match unit {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        _ => f64::NAN,
-    }
+    wrk_figures(&out.stdout)
 }
 
 fn main() {

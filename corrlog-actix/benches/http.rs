@@ -12,6 +12,9 @@
 //! e.g. for a profiler).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../benches/support/mod.rs"]
+mod support;
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
@@ -25,17 +28,7 @@ use corrlog_actix::RequestMiddleware;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    v[v.len() / 2]
-}
+use crate::support::{env_num, listing_only, median, wrk_figures};
 
 async fn hello() -> &'static str {
     "hello"
@@ -84,34 +77,11 @@ fn wrk(addr: SocketAddr, seconds: u64, connections: u64) -> (f64, f64) {
         ])
         .output()
         .expect("run wrk");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    let p99 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .map(|v| {
-            let v = v.trim();
-            let (num, unit) =
-                v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
-            let n: f64 = num.parse().unwrap_or(f64::NAN);
-            match unit {
-                "us" => n / 1000.0,
-                "ms" => n,
-                "s" => n * 1000.0,
-                _ => f64::NAN,
-            }
-        })
-        .unwrap_or(f64::NAN);
-    (rps, p99)
+    wrk_figures(&out.stdout)
 }
 
 fn main() {
-    // `cargo test --benches` and `cargo bench -- --list`: nothing to list.
-    if std::env::args().any(|a| a == "--list") {
+    if listing_only() {
         return;
     }
     if Command::new("wrk").arg("--version").output().is_err() {
