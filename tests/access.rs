@@ -15,8 +15,8 @@ use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use common::suites::{self, access_for, access_lines};
-use common::{client_runtime, get_request, str_field, RawConn, TestServer};
+use common::suites::{self, access_for, access_lines, send};
+use common::{client_runtime, str_field, TestServer};
 use corrlog::http::{AccessLog, ClientIpHeader};
 use corrlog::RequestLayer;
 use serde_json::Value;
@@ -141,14 +141,6 @@ impl http_body::Body for Broken {
 
 fn server(access: AccessLog) -> TestServer {
     TestServer::start_with_connect_info(2, routes().layer(RequestLayer::new().access_log(access)))
-}
-
-fn send(server: &TestServer, path: &str, headers: &[&[u8]]) -> common::RawResponse {
-    client_runtime().block_on(async {
-        let mut conn = RawConn::connect(server.addr).await;
-        conn.send(&get_request(path, headers)).await;
-        conn.read_response().await
-    })
 }
 
 #[test]

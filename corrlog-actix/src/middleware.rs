@@ -72,6 +72,7 @@ pub struct RequestMiddleware {
 struct Shared {
     layer: RequestLayer,
     incoming: Vec<HeaderName>,
+    response: Option<HeaderName>,
 }
 
 impl fmt::Debug for RequestMiddleware {
@@ -102,8 +103,13 @@ impl RequestMiddleware {
 impl From<RequestLayer> for RequestMiddleware {
     fn from(layer: RequestLayer) -> Self {
         let incoming = layer.id_headers().iter().filter_map(head::name).collect();
+        let response = head::name(layer.id_header_name());
         RequestMiddleware {
-            shared: Arc::new(Shared { layer, incoming }),
+            shared: Arc::new(Shared {
+                layer,
+                incoming,
+                response,
+            }),
         }
     }
 }
@@ -156,7 +162,7 @@ where
         // The handler sees what a tower service would: one id header.
         let id_header = exchange
             .id_header()
-            .and_then(|(name, value)| Some((head::name(name)?, head::value(value)?)));
+            .and_then(|(_, value)| Some((self.shared.response.clone()?, head::value(value)?)));
         let headers = req.headers_mut();
         for name in &self.shared.incoming {
             headers.remove(name);

@@ -11,19 +11,11 @@ mod support;
 
 use actix_web::dev::Service;
 use actix_web::{web, HttpRequest, HttpResponse};
-use common::suites::{access_for, access_lines};
-use common::{client_runtime, get_request, str_field, RawConn, RawResponse, TestServer};
+use common::suites::{access_for, access_lines, one};
+use common::{client_runtime, get_request, str_field, TestServer};
 use corrlog::http::AccessLog;
 use corrlog::RequestLayer;
 use corrlog_actix::RequestId;
-
-fn send(server: &TestServer, request: &[u8]) -> RawResponse {
-    client_runtime().block_on(async {
-        let mut conn = RawConn::connect(server.addr).await;
-        conn.send(request).await;
-        conn.read_response().await
-    })
-}
 
 /// What the handler saw: its `RequestId`, `corrlog::request_id()`, and the
 /// id headers on the request.
@@ -56,7 +48,7 @@ fn echo_server(layer: RequestLayer) -> TestServer {
 #[test]
 fn the_handler_sees_one_id_header_and_the_same_id_everywhere() {
     let server = echo_server(RequestLayer::new());
-    let res = send(
+    let res = one(
         &server,
         &get_request("/echo/a", &[b"x-request-id: given-1"]),
     );
@@ -68,7 +60,7 @@ fn the_handler_sees_one_id_header_and_the_same_id_everywhere() {
     assert_eq!(body["x-request-id"], serde_json::json!(["given-1"]));
 
     // A bad id: replaced on the request too, never seen by the handler.
-    let res = send(
+    let res = one(
         &server,
         &get_request("/echo/b", &[b"x-request-id: bad id", b"x-request-id: two"]),
     );
@@ -98,7 +90,7 @@ fn the_layer_configuration_applies_headers_and_edge_mode() {
         ])
         .response_header(http::HeaderName::from_static("x-correlation-id"));
     let server = echo_server(layer);
-    let res = send(
+    let res = one(
         &server,
         &get_request(
             "/echo/c",
@@ -115,7 +107,7 @@ fn the_layer_configuration_applies_headers_and_edge_mode() {
     // Edge mode: the client's id is kept as correlation_id only, and its
     // traceparent is not continued.
     let server = echo_server(RequestLayer::new().edge(true));
-    let res = send(
+    let res = one(
         &server,
         &get_request(
             "/echo/d",
@@ -141,7 +133,7 @@ fn the_layer_configuration_applies_headers_and_edge_mode() {
 #[test]
 fn a_valid_traceparent_is_continued() {
     let server = echo_server(RequestLayer::new());
-    let res = send(
+    let res = one(
         &server,
         &get_request(
             "/echo/e",
@@ -185,21 +177,21 @@ fn errors_from_inner_middleware_and_panics_in_call_carry_the_id() {
             );
         }
     });
-    let res = send(
+    let res = one(
         &server,
         &get_request("/guarded/refuse", &[b"x-request-id: refused-1"]),
     );
     assert_eq!(res.status, 403);
     assert_eq!(res.header("x-request-id").as_deref(), Some("refused-1"));
     assert_eq!(res.body, b"refused\n");
-    let res = send(
+    let res = one(
         &server,
         &get_request("/guarded/sync-panic", &[b"x-request-id: sync-panic-1"]),
     );
     assert_eq!(res.status, 500);
     assert_eq!(res.header("x-request-id").as_deref(), Some("sync-panic-1"));
     // 404s too.
-    let res = send(&server, &get_request("/nowhere", &[b"x-request-id: nf-1"]));
+    let res = one(&server, &get_request("/nowhere", &[b"x-request-id: nf-1"]));
     assert_eq!(res.status, 404);
     assert_eq!(res.header("x-request-id").as_deref(), Some("nf-1"));
 
@@ -232,12 +224,12 @@ fn head_requests_and_quiet_access_logs() {
             }
         },
     );
-    let res = send(
+    let res = one(
         &server,
         b"HEAD /echo/h HTTP/1.1\r\nhost: t\r\nx-request-id: head-1\r\nconnection: close\r\n\r\n",
     );
     assert_eq!(res.header("x-request-id").as_deref(), Some("head-1"));
-    let res = send(
+    let res = one(
         &server,
         &get_request("/echo/skip", &[b"x-request-id: skip-1"]),
     );

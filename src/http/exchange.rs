@@ -217,6 +217,21 @@ impl RequestLayer {
     pub fn id_headers(&self) -> &[HeaderName] {
         &self.config.headers
     }
+
+    /// The header [`Exchange::id_header`] names: the one the effective id
+    /// is written to, on the request passed inward and on the response.
+    /// Fixed for the layer, so an integration can convert it once.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    ///
+    /// let layer = corrlog::RequestLayer::new()
+    ///     .response_header(HeaderName::from_static("x-correlation-id"));
+    /// assert_eq!(layer.id_header_name(), "x-correlation-id");
+    /// ```
+    pub fn id_header_name(&self) -> &HeaderName {
+        &self.config.response_header
+    }
 }
 
 impl Exchange {

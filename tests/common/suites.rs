@@ -214,7 +214,8 @@ fn needle(value: &[u8]) -> Vec<u8> {
     }
 }
 
-fn one(server: &TestServer, request: &[u8]) -> RawResponse {
+/// Sends one raw request on a new connection; returns its response.
+pub fn one(server: &TestServer, request: &[u8]) -> RawResponse {
     client_runtime().block_on(async {
         let mut conn = RawConn::connect(server.addr).await;
         conn.send(request).await;
@@ -606,12 +607,9 @@ pub const ENDS_ROUTES: [&str; 5] = ["/boom", "/broken", "/body-panic", "/forever
 /// The panic message of `GET /boom` in [`ENDS_ROUTES`].
 pub const ENDS_PANIC: &str = "access boom";
 
-fn send(server: &TestServer, path: &str, headers: &[&[u8]]) -> RawResponse {
-    client_runtime().block_on(async {
-        let mut conn = RawConn::connect(server.addr).await;
-        conn.send(&get_request(path, headers)).await;
-        conn.read_response().await
-    })
+/// A GET of `path` with `headers` on a new connection.
+pub fn send(server: &TestServer, path: &str, headers: &[&[u8]]) -> RawResponse {
+    one(server, &get_request(path, headers))
 }
 
 /// The access lines so far, once no new one has come for a while (they are
