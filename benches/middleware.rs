@@ -4,7 +4,8 @@
 //! rounds, medians, and the difference against the bare service.
 //!
 //! Run with `cargo bench --bench middleware`. `ONLY=N` runs only the
-//! N-th configuration (0 = bare ... 3 = default), for a profiler.
+//! N-th configuration (0 = bare ... 3 = default), and `REQUESTS=N` /
+//! `ROUNDS=N` shorten a run, for a profiler.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod support;
@@ -22,21 +23,21 @@ use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tracing_subscriber::layer::SubscriberExt;
 
-const REQUESTS: u32 = 100_000;
-const ROUNDS: usize = 9;
+const REQUESTS: u64 = 100_000;
+const ROUNDS: u64 = 9;
 
 async fn hello(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::from("hello")))
 }
 
-async fn drive<S, B>(svc: &mut S) -> f64
+async fn drive<S, B>(svc: &mut S, requests: u64) -> f64
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
     B: http_body::Body,
     B::Error: std::fmt::Debug,
 {
     let start = Instant::now();
-    for _ in 0..REQUESTS {
+    for _ in 0..requests {
         let req = Request::builder()
             .uri("/orders/42")
             .body(Full::default())
@@ -44,7 +45,7 @@ where
         let res = svc.ready().await.unwrap().call(req).await.unwrap();
         let _ = res.into_body().collect().await.unwrap();
     }
-    start.elapsed().as_nanos() as f64 / f64::from(REQUESTS)
+    start.elapsed().as_nanos() as f64 / requests as f64
 }
 
 fn main() {
@@ -66,6 +67,8 @@ fn main() {
         "corrlog, no access log",
         "corrlog (default)",
     ];
+    let requests = env_num("REQUESTS", REQUESTS).max(1);
+    let rounds = env_num("ROUNDS", ROUNDS).max(1);
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     tracing::dispatcher::with_default(&subscriber, || {
         rt.block_on(async {
@@ -79,17 +82,17 @@ fn main() {
                 .layer(service_fn(hello));
             let mut full = RequestLayer::new().layer(service_fn(hello));
             let only = env_num("ONLY", u64::MAX);
-            for round in 0..=ROUNDS {
+            for round in 0..=rounds {
                 let mut ns = [0.0; 4];
                 for (i, slot) in ns.iter_mut().enumerate() {
                     if only != u64::MAX && only != i as u64 {
                         continue;
                     }
                     *slot = match i {
-                        0 => drive(&mut bare).await,
-                        1 => drive(&mut core).await,
-                        2 => drive(&mut traced).await,
-                        _ => drive(&mut full).await,
+                        0 => drive(&mut bare, requests).await,
+                        1 => drive(&mut core, requests).await,
+                        2 => drive(&mut traced, requests).await,
+                        _ => drive(&mut full, requests).await,
                     };
                 }
                 if round > 0 {
@@ -100,7 +103,7 @@ fn main() {
             }
         });
     });
-    println!("ns per request, median of {ROUNDS} alternating rounds of {REQUESTS}");
+    println!("ns per request, median of {rounds} alternating rounds of {requests}");
     let base = median(&mut samples[0].clone());
     for (name, s) in names.iter().zip(samples.iter_mut()) {
         let m = median(s);

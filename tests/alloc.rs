@@ -195,3 +195,79 @@ fn buffering_adds_no_allocation_per_request_in_steady_state() {
     assert_eq!(buffered, bare);
     guard.shutdown(Duration::from_secs(5));
 }
+
+/// Allocations per request through `layer` around a trivial service, on
+/// one thread, after a warm-up: the request, its response and body, and
+/// everything the layer does, access line included.
+fn allocations_per_layered_request(layer: corrlog::RequestLayer) -> u64 {
+    use http_body_util::BodyExt;
+    use tower::{Layer, Service, ServiceExt};
+
+    const REQUESTS: u64 = 1_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut svc = layer.layer(tower::service_fn(|_req: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hello")))
+        }));
+        let mut one = async || {
+            // Static parts, as hyper's are slices of its read buffer: the
+            // record's clones of them are reference counts, not copies.
+            let req = http::Request::builder()
+                .uri(http::Uri::from_static("/orders/42?page=2"))
+                .header(
+                    http::header::USER_AGENT,
+                    http::HeaderValue::from_static("curl/8.5.0"),
+                )
+                .body(String::new())
+                .unwrap();
+            let res = svc.ready().await.unwrap().call(req).await.unwrap();
+            res.into_body().collect().await.unwrap();
+        };
+        for _ in 0..200 {
+            one().await;
+        }
+        let before = allocations();
+        for _ in 0..REQUESTS {
+            one().await;
+        }
+        (allocations() - before) / REQUESTS
+    })
+}
+
+#[test]
+fn the_access_line_allocates_nothing_but_its_record() {
+    use corrlog::http::AccessLog;
+    use corrlog::RequestLayer;
+
+    type MakeLayer = fn(Pipeline) -> LogLayer<Pipeline>;
+    let layers: [(&str, MakeLayer); 4] = [
+        ("json", LogLayer::json),
+        ("ecs", |p| LogLayer::ecs(p).service(service())),
+        ("gcp", |p| LogLayer::gcp(p, Some("proj")).service(service())),
+        ("datadog", |p| LogLayer::datadog(p).service(service())),
+    ];
+    for (name, make) in layers {
+        let (pipeline, guard) = Pipeline::builder(std::io::sink())
+            .flush_on_panic(false)
+            .start();
+        let subscriber = tracing_subscriber::registry().with(make(pipeline));
+        let (without, with) = tracing::subscriber::with_default(subscriber, || {
+            let without = allocations_per_layered_request(
+                RequestLayer::new().access_log(AccessLog::default().enabled(false)),
+            );
+            let with = allocations_per_layered_request(
+                RequestLayer::new().access_log(AccessLog::default().include_query(true)),
+            );
+            (without, with)
+        });
+        eprintln!(
+            "{name}: allocations per request: {without} without the access line, {with} with it"
+        );
+        // The record of the request (one box); the line itself, nothing.
+        assert_eq!(with, without + 1, "{name}");
+        let report = guard.shutdown(Duration::from_secs(5));
+        assert_eq!(report.stats.written, 1_200, "{name}");
+    }
+}

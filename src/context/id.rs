@@ -47,6 +47,13 @@ impl RequestId {
         RequestId(Arc::from(s))
     }
 
+    /// The id as a header value sharing the id's memory: one allocation,
+    /// and clones of it (the request's header, the response's) are
+    /// reference counts, not copies.
+    pub(crate) fn header_value(&self) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(IdBytes(self.0.clone()))).ok()
+    }
+
     /// Builds an id from a string the caller vouches for, checked with the
     /// default policy.
     ///
@@ -183,6 +190,15 @@ impl MakeRequestId for UuidV7 {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         uuid_to_id(uuid::Builder::from_unix_timestamp_millis(millis, &random_bytes()).into_uuid())
+    }
+}
+
+/// An id's text as bytes, for [`RequestId::header_value`].
+struct IdBytes(Arc<str>);
+
+impl AsRef<[u8]> for IdBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

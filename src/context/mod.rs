@@ -78,6 +78,7 @@
 //! query in the database's log leads back to the request. Mind the cost to
 //! prepared-statement caches ([`RequestContext::tag_sql`]).
 
+pub(crate) mod access;
 pub(crate) mod buffer;
 pub(crate) mod id;
 pub(crate) mod request;

@@ -78,6 +78,9 @@ pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
 
 /// Appends a float; NaN and the infinities, which JSON lacks, as strings.
 pub(crate) fn write_f64(out: &mut Vec<u8>, n: f64) {
+    if write_short_decimal(out, n) {
+        return;
+    }
     if n.is_finite() {
         out.extend_from_slice(ryu::Buffer::new().format_finite(n).as_bytes());
     } else if n.is_nan() {
@@ -87,6 +90,50 @@ pub(crate) fn write_f64(out: &mut Vec<u8>, n: f64) {
     } else {
         out.extend_from_slice(b"\"-inf\"");
     }
+}
+
+/// Writes `n` when it is a decimal of at most three places below 10^12
+/// (a latency in milliseconds, say), as the shortest round-trip form would
+/// write it (`12.5`, `0.001`, `3.0`), without the general algorithm;
+/// returns whether it did.
+fn write_short_decimal(out: &mut Vec<u8>, n: f64) -> bool {
+    let abs = n.abs();
+    // Zero keeps its sign through the general path.
+    if !(abs > 0.0 && abs < 1e12) {
+        return false;
+    }
+    let thousandths = (abs * 1000.0).round();
+    // The nearest double to thousandths/1000 is `n` itself: that decimal is
+    // the shortest text that reads back as `n` (any other decimal of at
+    // most three places is 0.001 away, far more than `n`'s precision).
+    if thousandths / 1000.0 != abs {
+        return false;
+    }
+    let thousandths = thousandths as u64;
+    if n < 0.0 {
+        out.push(b'-');
+    }
+    write_u64(out, thousandths / 1000);
+    out.push(b'.');
+    let frac = thousandths % 1000;
+    if frac == 0 {
+        out.push(b'0');
+    } else {
+        let digits = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let len = if !frac.is_multiple_of(10) {
+            3
+        } else if !frac.is_multiple_of(100) {
+            2
+        } else {
+            1
+        };
+        out.extend_from_slice(&digits[..len]);
+    }
+    true
 }
 
 /// Appends `true` or `false`.
@@ -117,6 +164,66 @@ mod tests {
             write_f64(&mut v, f);
             assert!(serde_json::from_slice::<serde_json::Value>(&v).is_ok());
         }
+    }
+
+    fn general(n: f64) -> String {
+        ryu::Buffer::new().format_finite(n).to_owned()
+    }
+
+    fn written(n: f64) -> String {
+        let mut v = Vec::new();
+        write_f64(&mut v, n);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn short_decimals_read_as_the_general_algorithm_writes_them() {
+        let mut seen_fast = 0;
+        let mut check = |n: f64| {
+            let mut v = Vec::new();
+            if write_short_decimal(&mut v, n) {
+                seen_fast += 1;
+                assert_eq!(String::from_utf8(v).unwrap(), general(n), "{n:?}");
+            }
+            assert_eq!(written(n), general(n), "{n:?}");
+        };
+        for n in [
+            0.001,
+            0.01,
+            0.1,
+            1.0,
+            1.5,
+            2.25,
+            0.125,
+            12.345,
+            999.999,
+            1000.0,
+            0.0005,
+            1e-7,
+            123_456_789.012,
+            999_999_999_999.999,
+            1e12,
+            1e15,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            -0.0,
+            0.0,
+        ] {
+            check(n);
+            check(-n);
+        }
+        // Latencies as the access line rounds them, and random doubles.
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..200_000 {
+            let ms = rng.f64() * 10f64.powi(rng.i32(-4..10));
+            check((ms * 1000.0).round() / 1000.0);
+            check(ms);
+            let bits = f64::from_bits(rng.u64(..));
+            if bits.is_finite() {
+                check(bits.clamp(-1e13, 1e13));
+            }
+        }
+        assert!(seen_fast > 100_000, "{seen_fast}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tracing::{Event, Id, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::access::{self, AccessKeys};
 use super::buffer::{is_marked, Buffering, LayerTarget};
 use super::line::{Constant, Line, Style};
 use super::redact::Redaction;
@@ -57,6 +58,9 @@ pub struct LogLayer<W> {
     /// Where this layer's buffered lines go on a flush; made on first use,
     /// once the layer's settings are final.
     target: OnceLock<Arc<dyn BufferTarget>>,
+    /// The access line's keys in this layer's format and policy; made on
+    /// the first access line, once the layer's settings are final.
+    access_keys: OnceLock<AccessKeys>,
 }
 
 impl<W> fmt::Debug for LogLayer<W> {
@@ -202,6 +206,7 @@ impl<W: Sink> LogLayer<W> {
             panic_lines: true,
             buffering: None,
             target: OnceLock::new(),
+            access_keys: OnceLock::new(),
         }
     }
 
@@ -454,18 +459,40 @@ impl<W: Sink> LogLayer<W> {
         {
             keys.push("headers");
         }
+        // The access line being dispatched: written from its typed values.
+        let typed = meta.target() == ACCESS_TARGET
+            && meta.fields().len() == crate::context::access::FIELDS.len() + 1
+            && crate::context::access::with_pending(|line| {
+                let encoded = self
+                    .access_keys
+                    .get_or_init(|| AccessKeys::new(style, &self.redaction));
+                access::write(
+                    encoded,
+                    &self.redaction,
+                    line,
+                    access::Out {
+                        message,
+                        fields: event_fields,
+                        nested,
+                        keys,
+                    },
+                );
+            })
+            .is_some();
         let special = meta.target() == ACCESS_TARGET || meta.target() == PANIC_TARGET;
-        event.record(&mut FieldVisitor {
-            fields: event_fields,
-            message: Some(message),
-            keys,
-            style,
-            skip_log_fields: from_log,
-            policy: &self.redaction,
-            special,
-            nested: Some(nested),
-            target: Target::default(),
-        });
+        if !typed {
+            event.record(&mut FieldVisitor {
+                fields: event_fields,
+                message: Some(message),
+                keys,
+                style,
+                skip_log_fields: from_log,
+                policy: &self.redaction,
+                special,
+                nested: Some(nested),
+                target: Target::default(),
+            });
+        }
 
         // Span fields, innermost first, each key once; remember the request
         // span's context in case the task-local one is absent.

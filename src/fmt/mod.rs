@@ -150,6 +150,7 @@
 //! assert!(!policy.is_secret_field("order_id"));
 //! ```
 
+mod access;
 mod buffer;
 mod datadog;
 mod ecs;

@@ -369,6 +369,11 @@ pub(crate) enum Verdict {
 /// );
 /// ```
 pub fn redact_url<'a>(policy: &Redaction, url: &'a str) -> Cow<'a, str> {
+    // Nothing to mask without a query, a fragment, path parameters or an
+    // `@`: the common case of a plain path, settled in one pass, no copy.
+    if !url.bytes().any(|b| matches!(b, b'#' | b'?' | b'@' | b';')) {
+        return Cow::Borrowed(url);
+    }
     let (before_fragment, fragment) = match url.find('#') {
         Some(i) => (&url[..i], Some(&url[i + 1..])),
         None => (url, None),
@@ -377,36 +382,68 @@ pub fn redact_url<'a>(policy: &Redaction, url: &'a str) -> Cow<'a, str> {
         Some(i) => (&before_fragment[..i], Some(&before_fragment[i + 1..])),
         None => (before_fragment, None),
     };
-    // Nothing to mask without a query, a fragment, path parameters or an
-    // `@`: the common case of a plain path, with no copy.
-    if query.is_none() && fragment.is_none() && !base.contains(['@', ';']) {
+    // A dry run first: a URL with nothing to mask is not copied.
+    if !rewrite(policy, base, query, fragment, &mut DryRun) {
         return Cow::Borrowed(url);
     }
     let mut out = String::with_capacity(url.len() + 16);
-    let (mut changed, path) = mask_user_info(base, &mut out);
-    changed |= mask_path_params(policy, path, &mut out);
+    rewrite(policy, base, query, fragment, &mut out);
+    Cow::Owned(out)
+}
+
+/// Where a rewritten URL goes.
+trait Text {
+    fn push(&mut self, c: char);
+    fn push_str(&mut self, s: &str);
+}
+
+impl Text for String {
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+}
+
+/// Keeps nothing: a rewrite into it only finds whether anything would be
+/// masked.
+struct DryRun;
+
+impl Text for DryRun {
+    fn push(&mut self, _: char) {}
+    fn push_str(&mut self, _: &str) {}
+}
+
+/// Writes the URL's parts into `out` with its secrets masked; returns
+/// whether any was.
+fn rewrite(
+    policy: &Redaction,
+    base: &str,
+    query: Option<&str>,
+    fragment: Option<&str>,
+    out: &mut impl Text,
+) -> bool {
+    let (mut changed, path) = mask_user_info(base, out);
+    changed |= mask_path_params(policy, path, out);
     if let Some(query) = query {
         out.push('?');
-        changed |= mask_params(policy, query, &mut out);
+        changed |= mask_params(policy, query, out);
     }
     if let Some(fragment) = fragment {
         out.push('#');
         if fragment.contains('=') {
-            changed |= mask_params(policy, fragment, &mut out);
+            changed |= mask_params(policy, fragment, out);
         } else {
             out.push_str(fragment);
         }
     }
-    if changed {
-        Cow::Owned(out)
-    } else {
-        Cow::Borrowed(url)
-    }
+    changed
 }
 
 /// Copies the scheme and authority of `base` into `out` with the user info
 /// masked; returns whether there was one, and the path after them.
-fn mask_user_info<'a>(base: &'a str, out: &mut String) -> (bool, &'a str) {
+fn mask_user_info<'a>(base: &'a str, out: &mut impl Text) -> (bool, &'a str) {
     let authority_start = match base.find("://") {
         Some(i) => i + 3,
         None if base.starts_with("//") => 2,
@@ -438,7 +475,7 @@ fn mask_user_info<'a>(base: &'a str, out: &mut String) -> (bool, &'a str) {
 /// Copies a path into `out` with the values of secret `;name=value`
 /// parameters of its segments (`/a;jsessionid=...`) masked; returns
 /// whether any was.
-fn mask_path_params(policy: &Redaction, path: &str, out: &mut String) -> bool {
+fn mask_path_params(policy: &Redaction, path: &str, out: &mut impl Text) -> bool {
     let mut changed = false;
     for (i, segment) in path.split('/').enumerate() {
         if i > 0 {
@@ -458,7 +495,7 @@ fn mask_path_params(policy: &Redaction, path: &str, out: &mut String) -> bool {
 
 /// Copies `name=value` parameters separated by `&` or `;` into `out`, the
 /// values of secret ones masked; returns whether any was.
-fn mask_params(policy: &Redaction, params: &str, out: &mut String) -> bool {
+fn mask_params(policy: &Redaction, params: &str, out: &mut impl Text) -> bool {
     let mut changed = false;
     let mut rest = params;
     loop {
@@ -485,16 +522,52 @@ fn mask_params(policy: &Redaction, params: &str, out: &mut String) -> bool {
 
 /// Decodes a form-encoded parameter name (`%XX`, `+` for a space) for
 /// comparing it (never for output).
-fn percent_decode_lossy(s: &str) -> String {
+fn percent_decode_lossy(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
     let spaced = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_with_nothing_to_mask_is_not_copied() {
+        let p = Redaction::default();
+        for url in [
+            "/orders/42",
+            "/orders/42?page=2&sort=asc",
+            "/search?q=a+b&lang=%65n",
+            "/a;v=1/b?x",
+            "/cb#section",
+            "/cb#state=1",
+            "/users/bob@example.com",
+            "https://app.example/x?y=1#z",
+        ] {
+            assert!(
+                matches!(redact_url(&p, url), Cow::Borrowed(u) if u == url),
+                "{url}"
+            );
+        }
+        for (url, masked) in [
+            ("/login?password=x&a=1", "/login?password=[REDACTED]&a=1"),
+            ("/s?%6Bey=k", "/s?%6Bey=[REDACTED]"),
+            ("/s?api+key=k", "/s?api+key=[REDACTED]"),
+            ("/a;jsessionid=s/b", "/a;jsessionid=[REDACTED]/b"),
+        ] {
+            assert!(
+                matches!(redact_url(&p, url), Cow::Owned(u) if u == masked),
+                "{url}"
+            );
+        }
+    }
 
     #[test]
     fn default_policies_share_one_id_and_a_changed_policy_gets_its_own() {

@@ -108,47 +108,14 @@ impl FieldVisitor<'_> {
     }
 
     fn text(&mut self, verdict: Verdict, value: &str) {
-        let max = self.policy.max_bytes();
-        let url = (verdict == Verdict::Url).then(|| redact_url(self.policy, value));
-        let out = self.out();
-        out.push(b'"');
-        escape_bounded(out, url.as_deref().unwrap_or(value), max);
-        out.push(b'"');
+        let policy = self.policy;
+        write_text(self.out(), policy, verdict, value);
     }
 
     /// Writes a number, converted as the format asks.
     fn number(&mut self, value: Number) {
         let unit = self.target.unit;
-        let out = self.out();
-        match (unit, value) {
-            (Some(Unit::MsToNanos), Number::F64(ms)) if ms.is_finite() && ms >= 0.0 => {
-                write_u64(out, (ms * 1e6).round() as u64);
-            }
-            (Some(Unit::MsToSeconds), Number::F64(ms)) if ms.is_finite() && ms >= 0.0 => {
-                let micros = (ms * 1e3).round() as u64;
-                out.push(b'"');
-                write_u64(out, micros / 1_000_000);
-                let frac = micros % 1_000_000;
-                out.push(b'.');
-                let digits = itoa::Buffer::new().format(frac).len();
-                out.extend(std::iter::repeat_n(b'0', 6 - digits));
-                write_u64(out, frac);
-                out.extend_from_slice(b"s\"");
-            }
-            (Some(Unit::Quoted), Number::U64(n)) => {
-                out.push(b'"');
-                write_u64(out, n);
-                out.push(b'"');
-            }
-            (Some(Unit::Quoted), Number::I64(n)) => {
-                out.push(b'"');
-                write_i64(out, n);
-                out.push(b'"');
-            }
-            (_, Number::F64(n)) => write_f64(out, n),
-            (_, Number::I64(n)) => write_i64(out, n),
-            (_, Number::U64(n)) => write_u64(out, n),
-        }
+        write_number(self.out(), unit, value);
     }
 
     fn message(&mut self, field: &Field, value: &dyn fmt::Debug) -> bool {
@@ -170,10 +137,54 @@ impl FieldVisitor<'_> {
 
 /// A number as `tracing` recorded it.
 #[derive(Clone, Copy)]
-enum Number {
+pub(crate) enum Number {
     F64(f64),
     I64(i64),
     U64(u64),
+}
+
+/// Writes a string field's value: quoted, escaped, cut at the policy's
+/// size cap, and cleaned first when it is a URL.
+pub(crate) fn write_text(out: &mut Vec<u8>, policy: &Redaction, verdict: Verdict, value: &str) {
+    let max = policy.max_bytes();
+    let url = (verdict == Verdict::Url).then(|| redact_url(policy, value));
+    out.push(b'"');
+    escape_bounded(out, url.as_deref().unwrap_or(value), max);
+    out.push(b'"');
+}
+
+/// Writes a number, converted as the format asks (`unit`, for an access
+/// line's field).
+pub(crate) fn write_number(out: &mut Vec<u8>, unit: Option<Unit>, value: Number) {
+    match (unit, value) {
+        (Some(Unit::MsToNanos), Number::F64(ms)) if ms.is_finite() && ms >= 0.0 => {
+            write_u64(out, (ms * 1e6).round() as u64);
+        }
+        (Some(Unit::MsToSeconds), Number::F64(ms)) if ms.is_finite() && ms >= 0.0 => {
+            let micros = (ms * 1e3).round() as u64;
+            out.push(b'"');
+            write_u64(out, micros / 1_000_000);
+            let frac = micros % 1_000_000;
+            out.push(b'.');
+            let digits = itoa::Buffer::new().format(frac).len();
+            out.extend(std::iter::repeat_n(b'0', 6 - digits));
+            write_u64(out, frac);
+            out.extend_from_slice(b"s\"");
+        }
+        (Some(Unit::Quoted), Number::U64(n)) => {
+            out.push(b'"');
+            write_u64(out, n);
+            out.push(b'"');
+        }
+        (Some(Unit::Quoted), Number::I64(n)) => {
+            out.push(b'"');
+            write_i64(out, n);
+            out.push(b'"');
+        }
+        (_, Number::F64(n)) => write_f64(out, n),
+        (_, Number::I64(n)) => write_i64(out, n),
+        (_, Number::U64(n)) => write_u64(out, n),
+    }
 }
 
 macro_rules! scalar {

@@ -39,7 +39,7 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
         Some((id, value)) if trusted => (id, Some(value), None),
         _ => {
             let id = config.make_id.make_request_id();
-            let value = HeaderValue::from_str(id.as_str()).ok();
+            let value = id.header_value();
             (id, value, incoming.map(|(id, _)| id))
         }
     };

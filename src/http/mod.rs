@@ -150,7 +150,7 @@
 //! returns `Err` has no response to put a header on: the error is passed
 //! through unchanged.
 
-mod access;
+pub(crate) mod access;
 mod body;
 pub mod carrier;
 mod exchange;

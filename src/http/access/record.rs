@@ -8,27 +8,10 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use tracing::{Level, Span};
 
 use super::client_ip::{client_ip, peer_addr};
+use crate::context::access::{self, AccessLine, Route};
 use crate::context::{RequestContext, TraceContext, ACCESS_TARGET};
 use crate::http::grpc::{self, Messages};
 use crate::http::Config;
-
-/// The route the access line names: axum's matched path, or a pattern
-/// another framework's integration hands over.
-enum Route {
-    #[cfg(feature = "axum")]
-    Matched(axum::extract::MatchedPath),
-    Text(Box<str>),
-}
-
-impl Route {
-    fn as_str(&self) -> &str {
-        match self {
-            #[cfg(feature = "axum")]
-            Route::Matched(route) => route.as_str(),
-            Route::Text(route) => route,
-        }
-    }
-}
 
 #[cfg(feature = "axum")]
 fn matched_path<B>(req: &Request<B>) -> Option<Route> {
@@ -235,49 +218,60 @@ impl Record {
         let level = self.config.access.level_for(reason, status);
         let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         let latency_ms = (latency_ms * 1000.0).round() / 1000.0;
-        let with_query;
-        let path = match (self.config.access.query_included(), self.uri.query()) {
-            (true, Some(query)) => {
-                with_query = format!("{}?{query}", self.uri.path());
-                with_query.as_str()
-            }
-            _ => self.uri.path(),
-        };
         if let (Some(headers), Some(ctx)) = (self.headers.take(), &ctx) {
             ctx.set_access_headers(headers);
         }
-        // The caller's span, so the hops of one user action can be
-        // rebuilt from access lines alone.
-        let parent_span_id = ctx
-            .as_ref()
-            .and_then(|ctx| ctx.trace().and_then(TraceContext::parent_span_hex));
-        let user_agent = self
-            .user_agent
-            .as_ref()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()));
-        at_level!(
+        // The record is done: its parts move into the line.
+        let line = AccessLine {
             level,
-            method = self.method.as_str(),
-            path,
-            route = match (&self.route, &self.grpc) {
-                (Some(route), _) => Some(route.as_str()),
-                // The RPC, `/package.Service/Method`.
-                (None, Some(_)) => Some(self.uri.path()),
-                (None, None) => None,
-            },
-            status = self.status,
+            method: self.method.clone(),
+            uri: std::mem::take(&mut self.uri),
+            with_query: self.config.access.query_included(),
+            route: self.route.take(),
+            is_grpc: self.grpc.is_some(),
+            status: self.status,
             latency_ms,
-            bytes_out = self.bytes_out,
-            client_ip = self.client_ip.map(tracing::field::display),
-            user_agent = user_agent.as_deref(),
-            parent_span_id,
+            bytes_out: self.bytes_out,
+            client_ip: self.client_ip,
+            user_agent: self.user_agent.take(),
+            // The caller's span, so the hops of one user action can be
+            // rebuilt from access lines alone.
+            parent_span_id: ctx
+                .as_ref()
+                .and_then(|ctx| ctx.trace().and_then(TraceContext::parent_span_hex))
+                .and_then(|hex| hex.as_bytes().try_into().ok()),
             grpc_status,
-            grpc_status_name = grpc_status.map(grpc::status_name),
-            messages_out = self.grpc.as_ref().map(|rpc| rpc.messages.count()),
+            grpc_status_name: grpc_status.map(grpc::status_name),
+            messages_out: self.grpc.as_ref().map(|rpc| rpc.messages.count()),
             reason,
             buffer_discarded,
             buffer_evicted,
-            "request finished"
-        );
+        };
+        // corrlog's line layers read the line itself; every other layer
+        // sees the event's fields.
+        access::dispatch(line, emit);
     }
+}
+
+/// Dispatches the access event for `line`.
+pub(crate) fn emit(line: &AccessLine) {
+    at_level!(
+        line.level,
+        method = line.method.as_str(),
+        path = &*line.path(),
+        route = line.route(),
+        status = line.status,
+        latency_ms = line.latency_ms,
+        bytes_out = line.bytes_out,
+        client_ip = line.client_ip.map(tracing::field::display),
+        user_agent = line.user_agent().as_deref(),
+        parent_span_id = line.parent_span_id(),
+        grpc_status = line.grpc_status,
+        grpc_status_name = line.grpc_status_name,
+        messages_out = line.messages_out,
+        reason = line.reason,
+        buffer_discarded = line.buffer_discarded,
+        buffer_evicted = line.buffer_evicted,
+        "request finished"
+    );
 }
