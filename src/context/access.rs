@@ -129,35 +129,39 @@ thread_local! {
     static SHADOWED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `emit`, which dispatches `line`'s access event, with `line`
-/// pending for the line layers to read.
-pub(crate) fn dispatch(line: AccessLine, emit: impl FnOnce(&AccessLine)) {
-    let mut line = Some(line);
+/// Runs `emit`, which dispatches the access event of the line `build`
+/// makes, with that line pending for the line layers to read. The line is
+/// made in place, in the thread's slot: it is a few hundred bytes, and is
+/// not moved.
+pub(crate) fn dispatch(build: impl FnOnce() -> AccessLine, emit: impl FnOnce(&AccessLine)) {
+    let mut build = Some(build);
     let mut emit = Some(emit);
     let _ = PENDING.try_with(|slot| {
+        // Another access line is being dispatched (a layer logged one while
+        // handling it): this one goes through the general path, below.
         let Ok(mut pending) = slot.try_borrow_mut() else {
-            // Another access line is being dispatched (a layer logged one
-            // while handling it): this one goes through the general path.
             return;
         };
-        // Nothing is pending here (an outer dispatch would hold the slot);
-        // whatever was, comes back afterwards.
-        let outer = std::mem::replace(&mut *pending, line.take());
+        if pending.is_some() {
+            return;
+        }
+        if let Some(build) = build.take() {
+            *pending = Some(build());
+        }
         drop(pending);
         if let Ok(pending) = slot.try_borrow() {
             if let (Some(line), Some(emit)) = (pending.as_ref(), emit.take()) {
                 emit(line);
             }
         }
-        let ours = match slot.try_borrow_mut() {
-            Ok(mut pending) => std::mem::replace(&mut *pending, outer),
-            Err(_) => None,
-        };
-        line = ours;
+        if let Ok(mut pending) = slot.try_borrow_mut() {
+            *pending = None;
+        }
     });
-    // No hand-off (the thread is shutting down): the event still goes out,
-    // through the general path.
-    if let (Some(line), Some(emit)) = (line, emit) {
+    // No hand-off (nested, or the thread is shutting down): the event
+    // still goes out, through the general path.
+    if let (Some(build), Some(emit)) = (build, emit) {
+        let line = build();
         let was = SHADOWED.try_with(|s| s.replace(true)).unwrap_or(true);
         emit(&line);
         let _ = SHADOWED.try_with(|s| s.set(was));
@@ -214,28 +218,37 @@ mod tests {
     fn the_pending_line_is_the_one_being_dispatched_and_only_then() {
         assert_eq!(pending_path(), None);
         let mut ran = 0;
-        dispatch(line("/outer"), |l| {
-            ran += 1;
-            assert_eq!(l.path(), "/outer");
-            assert_eq!(pending_path().as_deref(), Some("/outer"));
-            // Dispatched while another is being dispatched (a layer logs an
-            // access line): the inner one takes the general path, and no
-            // layer takes the outer line for it.
-            dispatch(line("/inner"), |l| {
+        dispatch(
+            || line("/outer"),
+            |l| {
                 ran += 1;
-                assert_eq!(l.path(), "/inner");
-                assert_eq!(pending_path(), None);
-            });
-            assert_eq!(pending_path().as_deref(), Some("/outer"));
-            with_pending(|_| {
-                dispatch(line("/nested"), |l| {
-                    ran += 1;
-                    assert_eq!(l.path(), "/nested");
-                    assert_eq!(pending_path(), None);
+                assert_eq!(l.path(), "/outer");
+                assert_eq!(pending_path().as_deref(), Some("/outer"));
+                // Dispatched while another is being dispatched (a layer logs an
+                // access line): the inner one takes the general path, and no
+                // layer takes the outer line for it.
+                dispatch(
+                    || line("/inner"),
+                    |l| {
+                        ran += 1;
+                        assert_eq!(l.path(), "/inner");
+                        assert_eq!(pending_path(), None);
+                    },
+                );
+                assert_eq!(pending_path().as_deref(), Some("/outer"));
+                with_pending(|_| {
+                    dispatch(
+                        || line("/nested"),
+                        |l| {
+                            ran += 1;
+                            assert_eq!(l.path(), "/nested");
+                            assert_eq!(pending_path(), None);
+                        },
+                    );
                 });
-            });
-            assert_eq!(pending_path().as_deref(), Some("/outer"));
-        });
+                assert_eq!(pending_path().as_deref(), Some("/outer"));
+            },
+        );
         assert_eq!(ran, 3);
         assert_eq!(pending_path(), None);
     }

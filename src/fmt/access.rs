@@ -274,7 +274,7 @@ mod tests {
                             HeaderValue::from_static("Bearer x"),
                         )]));
                         ctx.clone().run(|| {
-                            dispatch(line.clone(), emit);
+                            dispatch(|| line.clone(), emit);
                             emit(&line);
                         });
                     }
@@ -303,7 +303,7 @@ mod tests {
                 uri: "/from-the-pending-line".parse().unwrap(),
                 ..line.clone()
             };
-            dispatch(other, |_| emit(&line));
+            dispatch(|| other, |_| emit(&line));
         });
         assert!(capture.lines()[0].contains(r#""path":"/from-the-pending-line""#));
     }

@@ -190,16 +190,22 @@ impl Record {
         // A gRPC call answers 200 whatever happened: its status decides, as
         // the HTTP status it corresponds to.
         let status = grpc_status.map(grpc::http_equivalent).or(self.status);
-        let ctx = RequestContext::current();
         // Buffered lines: written for a server-side failure (a 5xx, no
         // response, or a body that ended abnormally), dropped otherwise;
-        // either way the request's buffering ends here.
-        let buffer = ctx.as_ref().map(|ctx| {
-            if reason.is_some() || status.is_none_or(|s| s >= 500) {
-                ctx.flush_buffer();
-            }
-            ctx.buffer().end()
-        });
+        // either way the request's buffering ends here. No line layer
+        // buffers until one is made with buffering.
+        let buffer = crate::context::buffer::in_use()
+            .then(|| {
+                RequestContext::with_current(|ctx| {
+                    ctx.map(|ctx| {
+                        if reason.is_some() || status.is_none_or(|s| s >= 500) {
+                            ctx.flush_buffer();
+                        }
+                        ctx.buffer().end()
+                    })
+                })
+            })
+            .flatten();
         let buffer_discarded = buffer.map(|b| b.lines).filter(|&n| n > 0);
         let buffer_evicted = buffer.map(|b| b.evicted).filter(|&n| n > 0);
         if !self.config.access.enabled {
@@ -218,11 +224,19 @@ impl Record {
         let level = self.config.access.level_for(reason, status);
         let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         let latency_ms = (latency_ms * 1000.0).round() / 1000.0;
-        if let (Some(headers), Some(ctx)) = (self.headers.take(), &ctx) {
-            ctx.set_access_headers(headers);
-        }
+        // The caller's span, so the hops of one user action can be rebuilt
+        // from access lines alone.
+        let parent_span_id = RequestContext::with_current(|ctx| {
+            let ctx = ctx?;
+            if let Some(headers) = self.headers.take() {
+                ctx.set_access_headers(headers);
+            }
+            ctx.trace()
+                .and_then(TraceContext::parent_span_hex)
+                .and_then(|hex| hex.as_bytes().try_into().ok())
+        });
         // The record is done: its parts move into the line.
-        let line = AccessLine {
+        let build = || AccessLine {
             level,
             method: self.method.clone(),
             uri: std::mem::take(&mut self.uri),
@@ -234,12 +248,7 @@ impl Record {
             bytes_out: self.bytes_out,
             client_ip: self.client_ip,
             user_agent: self.user_agent.take(),
-            // The caller's span, so the hops of one user action can be
-            // rebuilt from access lines alone.
-            parent_span_id: ctx
-                .as_ref()
-                .and_then(|ctx| ctx.trace().and_then(TraceContext::parent_span_hex))
-                .and_then(|hex| hex.as_bytes().try_into().ok()),
+            parent_span_id,
             grpc_status,
             grpc_status_name: grpc_status.map(grpc::status_name),
             messages_out: self.grpc.as_ref().map(|rpc| rpc.messages.count()),
@@ -249,7 +258,7 @@ impl Record {
         };
         // corrlog's line layers read the line itself; every other layer
         // sees the event's fields.
-        access::dispatch(line, emit);
+        access::dispatch(build, emit);
     }
 }
 
