@@ -5,7 +5,9 @@
 //!
 //! Run with `cargo bench --bench middleware`. `ONLY=N` runs only the
 //! N-th configuration (0 = bare ... 3 = default), and `REQUESTS=N` /
-//! `ROUNDS=N` shorten a run, for a profiler.
+//! `ROUNDS=N` shorten a run, for a profiler. `SUBSCRIBER=builder` logs
+//! through what `corrlog::builder()` installs (its `EnvFilter` included)
+//! instead of a bare `LogLayer`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod support;
@@ -56,11 +58,38 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (pipeline, guard) = Pipeline::builder(std::io::sink())
-        .flush_on_panic(false)
-        .start();
-    let subscriber =
-        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
+    // `SUBSCRIBER=builder`: what `corrlog::builder()` installs (its
+    // `EnvFilter`, level info), instead of the bare line layer.
+    let (subscriber, shutdown): (tracing::Dispatch, Box<dyn FnOnce() -> u64>) =
+        if std::env::var("SUBSCRIBER").is_ok_and(|v| v == "builder") {
+            let (subscriber, logging) = corrlog::builder()
+                .format(corrlog::Format::Json)
+                .level("info")
+                .output(corrlog::Output::Writer(Box::new(std::io::sink())))
+                .flush_on_panic(false)
+                .use_env(false)
+                .build()
+                .unwrap();
+            let shutdown = move || {
+                logging
+                    .shutdown(std::time::Duration::from_secs(5))
+                    .stats
+                    .written
+            };
+            (tracing::Dispatch::new(subscriber), Box::new(shutdown))
+        } else {
+            let (pipeline, guard) = Pipeline::builder(std::io::sink())
+                .flush_on_panic(false)
+                .start();
+            let subscriber = tracing_subscriber::registry().with(LogLayer::json(pipeline));
+            let shutdown = move || {
+                guard
+                    .shutdown(std::time::Duration::from_secs(5))
+                    .stats
+                    .written
+            };
+            (tracing::Dispatch::new(subscriber), Box::new(shutdown))
+        };
     let names = [
         "bare service",
         "corrlog, no access log, no trace context",
@@ -109,6 +138,5 @@ fn main() {
         let m = median(s);
         println!("{name:<44} {m:>8.0} ns   +{:>6.0} ns", m - base);
     }
-    let report = guard.shutdown(std::time::Duration::from_secs(5));
-    println!("lines written: {}", report.stats.written);
+    println!("lines written: {}", shutdown());
 }

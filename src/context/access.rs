@@ -266,6 +266,17 @@ mod tests {
     }
 
     #[test]
+    fn user_agent_and_parent_span_read_as_the_event_records_them() {
+        let mut l = line("/");
+        assert_eq!(l.user_agent(), None);
+        assert_eq!(l.parent_span_id(), None);
+        l.user_agent = Some(HeaderValue::from_bytes(b"curl/8 \xff").unwrap());
+        l.parent_span_id = Some(*b"00f067aa0ba902b7");
+        assert_eq!(l.user_agent().as_deref(), Some("curl/8 \u{fffd}"));
+        assert_eq!(l.parent_span_id(), Some("00f067aa0ba902b7"));
+    }
+
+    #[test]
     fn route_falls_back_to_the_rpc_path_for_grpc() {
         let mut l = line("/pkg.Svc/Get");
         assert_eq!(l.route(), None);

@@ -5,7 +5,7 @@
 //! the ones the visitor writes for the same event (the tests compare the
 //! two for every format).
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::escape::{write_debug, EscapingWriter};
@@ -113,37 +113,9 @@ pub(crate) fn write(keys: &AccessKeys, policy: &Redaction, line: &AccessLine, ou
             Value::Str(text) => write_text(buf, policy, key.verdict, text),
             Value::U64(n) => write_number(buf, key.unit, Number::U64(n)),
             Value::F64(n) => write_number(buf, key.unit, Number::F64(n)),
-            Value::Ip(ip) => write_ip(buf, policy, key.verdict, ip),
+            // As the event records it: `display(ip)`.
+            Value::Ip(ip) => write_debug(buf, &tracing::field::display(ip), policy.max_bytes()),
         }
-    }
-}
-
-/// The client address, as `tracing::field::display(ip)` records it.
-fn write_ip(out: &mut Vec<u8>, policy: &Redaction, verdict: Verdict, ip: IpAddr) {
-    match (verdict, ip) {
-        (Verdict::Url, _) => write_text(out, policy, verdict, &ip.to_string()),
-        // Digits and dots need no escaping; the cap is far above them.
-        (_, IpAddr::V4(v4)) if policy.max_bytes() >= 15 => {
-            let mut buf = itoa::Buffer::new();
-            out.push(b'"');
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                out.extend_from_slice(buf.format(octet).as_bytes());
-            }
-            out.push(b'"');
-        }
-        _ => write_debug(out, &DisplayAsDebug(ip), policy.max_bytes()),
-    }
-}
-
-/// `Debug` that prints `Display`, as `tracing::field::display` records.
-struct DisplayAsDebug(IpAddr);
-
-impl fmt::Debug for DisplayAsDebug {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
     }
 }
 

@@ -204,6 +204,10 @@ pub(crate) fn is_marked(meta: &Metadata<'_>) -> bool {
 pub struct BufferingFilter<F> {
     inner: F,
     level: Option<Level>,
+    /// Whether `inner` is told of spans. An `EnvFilter` without span
+    /// directives does nothing with them but take locks: the builder,
+    /// which knows its directives, turns this off for it.
+    span_hooks: bool,
 }
 
 impl<F> BufferingFilter<F> {
@@ -213,12 +217,25 @@ impl<F> BufferingFilter<F> {
         BufferingFilter {
             inner,
             level: Some(buffering.level),
+            span_hooks: true,
         }
     }
 
     /// `inner` alone: what the builder uses when buffering is off.
     pub(crate) fn off(inner: F) -> Self {
-        BufferingFilter { inner, level: None }
+        BufferingFilter {
+            inner,
+            level: None,
+            span_hooks: true,
+        }
+    }
+
+    /// Stops telling `inner` of spans: for a filter whose decisions never
+    /// depend on them (an `EnvFilter` without span directives), whose span
+    /// hooks then only cost locks on every span entered and left.
+    pub(crate) fn without_span_hooks(mut self) -> Self {
+        self.span_hooks = false;
+        self
     }
 
     fn may_buffer(&self, meta: &Metadata<'_>) -> bool {
@@ -282,15 +299,21 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        self.inner.on_new_span(attrs, id, ctx);
+        if self.span_hooks {
+            self.inner.on_new_span(attrs, id, ctx);
+        }
     }
 
     fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        self.inner.on_record(span, values, ctx);
+        if self.span_hooks {
+            self.inner.on_record(span, values, ctx);
+        }
     }
 
     fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
-        self.inner.on_follows_from(span, follows, ctx);
+        if self.span_hooks {
+            self.inner.on_follows_from(span, follows, ctx);
+        }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -298,19 +321,27 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        self.inner.on_enter(id, ctx);
+        if self.span_hooks {
+            self.inner.on_enter(id, ctx);
+        }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        self.inner.on_exit(id, ctx);
+        if self.span_hooks {
+            self.inner.on_exit(id, ctx);
+        }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        self.inner.on_close(id, ctx);
+        if self.span_hooks {
+            self.inner.on_close(id, ctx);
+        }
     }
 
     fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
-        self.inner.on_id_change(old, new, ctx);
+        if self.span_hooks {
+            self.inner.on_id_change(old, new, ctx);
+        }
     }
 }
 
@@ -349,5 +380,67 @@ impl<W: Sink> BufferTarget for LayerTarget<W> {
         self.style
             .write_line(&mut line, &mut TimestampCache::default(), &parts);
         self.sink.write_line(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Counts the span hooks a filter is given.
+    #[derive(Clone, Default)]
+    struct SpanHooks(Arc<AtomicUsize>);
+
+    impl SpanHooks {
+        fn hit(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl<S: Subscriber> Layer<S> for SpanHooks {
+        fn on_new_span(&self, _: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            self.hit();
+        }
+        fn on_record(&self, _: &Id, _: &Record<'_>, _: Context<'_, S>) {
+            self.hit();
+        }
+        fn on_follows_from(&self, _: &Id, _: &Id, _: Context<'_, S>) {
+            self.hit();
+        }
+        fn on_enter(&self, _: &Id, _: Context<'_, S>) {
+            self.hit();
+        }
+        fn on_exit(&self, _: &Id, _: Context<'_, S>) {
+            self.hit();
+        }
+        fn on_close(&self, _: Id, _: Context<'_, S>) {
+            self.hit();
+        }
+    }
+
+    #[test]
+    fn a_filter_without_span_hooks_is_not_told_of_spans() {
+        // New (two spans), record, follows-from, enter, exit, close (two).
+        for (hooks, expected) in [(true, 8), (false, 0)] {
+            let counter = SpanHooks::default();
+            let filter = BufferingFilter::off(counter.clone());
+            let filter = if hooks {
+                filter
+            } else {
+                filter.without_span_hooks()
+            };
+            let subscriber = tracing_subscriber::registry().with(filter);
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!("s", n = tracing::field::Empty);
+                span.record("n", 1);
+                span.follows_from(&tracing::info_span!("other"));
+                span.in_scope(|| {});
+            });
+            assert_eq!(counter.0.load(Ordering::Relaxed), expected, "{hooks}");
+        }
     }
 }

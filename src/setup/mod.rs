@@ -658,6 +658,14 @@ impl Builder {
             }
             None => BufferingFilter::off(filter),
         };
+        // Span directives (`[span{field=value}]`) are the only ones an
+        // `EnvFilter` tracks spans for; without any, its span hooks would
+        // take its locks on every span entered and left, for nothing.
+        let filter = if has_span_directives(&self.level) {
+            filter
+        } else {
+            filter.without_span_hooks()
+        };
         let subscriber = tracing_subscriber::registry()
             .with(filter)
             .with(layer)
@@ -720,10 +728,66 @@ impl Builder {
     }
 }
 
+/// Whether `EnvFilter` directives filter by span (`target[span]=level`,
+/// `[{field=value}]=level`): the only ones that make it track spans.
+fn has_span_directives(directives: &str) -> bool {
+    directives.contains('[')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::output::Capture;
+
+    #[test]
+    fn span_directives_are_told_apart() {
+        for plain in ["info", "warn,orders=debug", "orders::db=trace,off", ""] {
+            assert!(!has_span_directives(plain), "{plain}");
+        }
+        for spanned in [
+            "warn,[checkout]=debug",
+            "orders[req{id=7}]=trace",
+            "[{user}]=info",
+        ] {
+            assert!(has_span_directives(spanned), "{spanned}");
+        }
+    }
+
+    /// With span directives the filter still sees spans; without, the
+    /// lines it lets through are the same as ever.
+    #[test]
+    fn span_directives_still_work_through_the_builder() {
+        for (level, expected) in [
+            ("warn,[checkout]=debug", vec!["in checkout", "warned"]),
+            ("warn", vec!["warned"]),
+            ("debug", vec!["in checkout", "outside", "warned"]),
+        ] {
+            let capture = Capture::new();
+            let (subscriber, logging) = builder()
+                .format(Format::Json)
+                .level(level)
+                .output(Output::Writer(Box::new(capture.clone())))
+                .flush_on_panic(false)
+                .use_env(false)
+                .build()
+                .unwrap();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info_span!("checkout").in_scope(|| tracing::debug!("in checkout"));
+                tracing::debug!("outside");
+                tracing::warn!("warned");
+            });
+            logging.shutdown(Duration::from_secs(5));
+            let messages: Vec<String> = capture
+                .lines()
+                .iter()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["message"].to_string()
+                })
+                .map(|m| m.trim_matches('"').to_owned())
+                .collect();
+            assert_eq!(messages, expected, "{level}");
+        }
+    }
 
     #[test]
     fn build_gives_a_working_subscriber() {
