@@ -337,12 +337,6 @@ where
             self.inner.on_close(id, ctx);
         }
     }
-
-    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
-        if self.span_hooks {
-            self.inner.on_id_change(old, new, ctx);
-        }
-    }
 }
 
 /// Where a line layer's buffered lines go on a flush: its sink, and what

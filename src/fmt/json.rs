@@ -110,7 +110,7 @@ fn write_short_decimal(out: &mut Vec<u8>, n: f64) -> bool {
         return false;
     }
     let thousandths = thousandths as u64;
-    if n < 0.0 {
+    if n.is_sign_negative() {
         out.push(b'-');
     }
     write_u64(out, thousandths / 1000);
@@ -224,6 +224,10 @@ mod tests {
             }
         }
         assert!(seen_fast > 100_000, "{seen_fast}");
+        // Only below 10^12, where a double still holds every thousandth.
+        let mut v = Vec::new();
+        assert!(write_short_decimal(&mut v, 999_999_999_999.999));
+        assert!(!write_short_decimal(&mut v, 1e12));
     }
 
     #[test]
