@@ -13,6 +13,11 @@
 //! CPU per request. Elsewhere, or with `LAYOUT=shared`: servers with two
 //! workers and `wrk -t2` share every core, as before.
 //!
+//! Besides requests/s, each run reports this process's CPU time per
+//! request served (read from `/proc/self/stat` around each wrk run): on a
+//! machine shared with other work it leaves out the time the servers were
+//! not running, which requests/s cannot.
+//!
 //! Needs `wrk` (`apt-get install wrk`). Run with `cargo bench --bench
 //! http`; `ROUNDS` (default 5) and `SECONDS` (default 5) per run,
 //! `CONNECTIONS` (default 64), `ONLY` (keep bare axum and the stacks whose
@@ -24,7 +29,7 @@
 mod app;
 mod support;
 
-use support::{env_num, listing_only, median, wrk_figures};
+use support::{env_num, listing_only, median, process_cpu_seconds, wrk_figures, wrk_requests};
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -50,6 +55,8 @@ struct Stack {
     _runtime: tokio::runtime::Runtime,
     rps: Vec<f64>,
     p99_ms: Vec<f64>,
+    /// This process's CPU time per request served, in microseconds.
+    cpu_us: Vec<f64>,
 }
 
 /// Where the servers and wrk run.
@@ -118,12 +125,14 @@ fn serve(name: &'static str, dispatch: tracing::Dispatch, app: Router, layout: L
         _runtime: runtime,
         rps: Vec::new(),
         p99_ms: Vec::new(),
+        cpu_us: Vec::new(),
     }
 }
 
-/// Runs wrk (on core 1 in the pinned layout); returns (requests/s, p99 in
-/// ms).
-fn wrk(layout: Layout, addr: SocketAddr, seconds: u64, connections: u64) -> (f64, f64) {
+/// Runs wrk (on core 1 in the pinned layout); returns requests/s, the p99
+/// in ms, and the microseconds of this process's CPU (the servers and the
+/// log writers; wrk is another process) per request served.
+fn wrk(layout: Layout, addr: SocketAddr, seconds: u64, connections: u64) -> (f64, f64, f64) {
     let mut command = match layout {
         Layout::Pinned => {
             let mut c = Command::new("taskset");
@@ -136,6 +145,7 @@ fn wrk(layout: Layout, addr: SocketAddr, seconds: u64, connections: u64) -> (f64
             c
         }
     };
+    let cpu_before = process_cpu_seconds();
     let out = command
         .args([
             &format!("-c{connections}"),
@@ -145,7 +155,9 @@ fn wrk(layout: Layout, addr: SocketAddr, seconds: u64, connections: u64) -> (f64
         ])
         .output()
         .expect("run wrk");
-    wrk_figures(&out.stdout)
+    let cpu = process_cpu_seconds() - cpu_before;
+    let (rps, p99) = wrk_figures(&out.stdout);
+    (rps, p99, cpu * 1e6 / wrk_requests(&out.stdout))
 }
 
 fn main() {
@@ -229,11 +241,12 @@ fn main() {
     }
     for round in 0..rounds {
         for s in stacks.iter_mut() {
-            let (rps, p99) = wrk(layout, s.addr, seconds, connections);
+            let (rps, p99, cpu_us) = wrk(layout, s.addr, seconds, connections);
             s.rps.push(rps);
             s.p99_ms.push(p99);
+            s.cpu_us.push(cpu_us);
             eprintln!(
-                "round {round}: {:<30} {rps:>10.0} req/s  p99 {p99:.2} ms",
+                "round {round}: {:<30} {rps:>10.0} req/s  p99 {p99:.2} ms  {cpu_us:.2} us CPU/req",
                 s.name
             );
         }
@@ -249,20 +262,28 @@ fn main() {
             "shared: wrk -t2 -c{connections} -d{seconds}s, 2 server workers, every core; median of {rounds} alternating runs"
         ),
     }
+    let bare_cpu = median(&mut stacks[0].cpu_us.clone());
     println!(
-        "{:<34} {:>10} {:>9} {:>10} {:>9}",
-        "stack", "req/s", "x bare", "p99 ms", "x bare"
+        "{:<34} {:>10} {:>9} {:>10} {:>9} {:>12} {:>9}",
+        "stack", "req/s", "x bare", "p99 ms", "x bare", "us CPU/req", "bare/x"
     );
     for s in stacks.iter_mut() {
         let rps = median(&mut s.rps);
         let p99 = median(&mut s.p99_ms);
+        let cpu = median(&mut s.cpu_us);
         println!(
-            "{:<34} {rps:>10.0} {:>9.3} {p99:>10.2} {:>9.2}",
+            "{:<34} {rps:>10.0} {:>9.3} {p99:>10.2} {:>9.2} {cpu:>12.2} {:>9.3}",
             s.name,
             rps / bare_rps,
-            p99 / bare_p99
+            p99 / bare_p99,
+            bare_cpu / cpu
         );
     }
+    println!(
+        "us CPU/req: this process's CPU time (servers, log writers) per request served; \
+         bare/x, bare axum's over the stack's: the share of bare axum's throughput the stack \
+         would reach on a core of its own, time the machine ran something else left out"
+    );
     let report = guard.shutdown(Duration::from_secs(10));
     println!(
         "corrlog pipeline: {} lines written, {} dropped",

@@ -38,6 +38,38 @@ pub(crate) fn wrk_figures(stdout: &[u8]) -> (f64, f64) {
     (rps, p99)
 }
 
+/// How many requests wrk completed (`N requests in 5.00s, ...`; 0 when
+/// missing).
+pub(crate) fn wrk_requests(stdout: &[u8]) -> f64 {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// CPU time this process has used so far (all threads, user and system),
+/// in seconds, from `/proc/self/stat` (ticks of 1/100 s); NaN where that
+/// is missing. Unlike requests/s, it leaves out time the machine ran
+/// something else.
+pub(crate) fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces): state is the
+    // 3rd field, utime the 14th, stime the 15th.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// `812.00us`, `1.20ms`, `2s` in milliseconds.
 fn duration_ms(v: &str) -> f64 {
     let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
