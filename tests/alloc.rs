@@ -50,10 +50,11 @@ fn service() -> Service {
     Service::new("orders").version("1.4.2").environment("prod")
 }
 
-#[test]
-fn an_event_in_steady_state_allocates_nothing() {
-    type MakeLayer = fn(Pipeline) -> LogLayer<Pipeline>;
-    let layers: [(&str, MakeLayer); 5] = [
+type MakeLayer = fn(Pipeline) -> LogLayer<Pipeline>;
+
+/// Every format, with and without a service.
+fn layers() -> [(&'static str, MakeLayer); 5] {
+    [
         ("json", LogLayer::json),
         ("json with a service", |p| {
             LogLayer::json(p).service(service())
@@ -61,8 +62,12 @@ fn an_event_in_steady_state_allocates_nothing() {
         ("ecs", |p| LogLayer::ecs(p).service(service())),
         ("gcp", |p| LogLayer::gcp(p, Some("proj")).service(service())),
         ("datadog", |p| LogLayer::datadog(p).service(service())),
-    ];
-    for (name, make) in layers {
+    ]
+}
+
+#[test]
+fn an_event_in_steady_state_allocates_nothing() {
+    for (name, make) in layers() {
         let (pipeline, guard) = Pipeline::builder(std::io::sink())
             .flush_on_panic(false)
             .start();
@@ -239,18 +244,18 @@ fn allocations_of_layered_requests(layer: corrlog::RequestLayer) -> u64 {
 }
 
 #[test]
-fn the_access_line_allocates_nothing_but_its_record() {
+fn the_access_line_allocates_nothing() {
     use corrlog::http::AccessLog;
     use corrlog::RequestLayer;
 
-    type MakeLayer = fn(Pipeline) -> LogLayer<Pipeline>;
-    let layers: [(&str, MakeLayer); 4] = [
-        ("json", LogLayer::json),
-        ("ecs", |p| LogLayer::ecs(p).service(service())),
-        ("gcp", |p| LogLayer::gcp(p, Some("proj")).service(service())),
-        ("datadog", |p| LogLayer::datadog(p).service(service())),
-    ];
-    for (name, make) in layers {
+    // Once any filter buffers (another test here makes one), a request gets
+    // its record even with the access log off, to end its buffering: make
+    // one now, so both runs below have the record and differ by the line.
+    drop(BufferingFilter::new(
+        tracing_subscriber::filter::LevelFilter::INFO,
+        &Buffering::up_to(tracing::Level::DEBUG),
+    ));
+    for (name, make) in layers() {
         let (pipeline, guard) = Pipeline::builder(std::io::sink())
             .flush_on_panic(false)
             .start();
@@ -267,8 +272,7 @@ fn the_access_line_allocates_nothing_but_its_record() {
         eprintln!(
             "{name}: allocations in {LAYERED_REQUESTS} requests: {without} without the access line, {with} with it"
         );
-        // The record of each request (one box); the line itself, nothing.
-        assert_eq!(with, without + LAYERED_REQUESTS, "{name}");
+        assert_eq!(with, without, "{name}");
         let report = guard.shutdown(Duration::from_secs(5));
         assert_eq!(report.stats.written, 1_200, "{name}");
     }

@@ -121,6 +121,33 @@ impl AccessLine {
     }
 }
 
+#[cfg(test)]
+impl AccessLine {
+    /// A GET of `path` that ended 200, for tests.
+    pub(crate) fn sample(path: &str) -> AccessLine {
+        AccessLine {
+            level: Level::INFO,
+            method: Method::GET,
+            uri: path.parse().unwrap(),
+            with_query: false,
+            route: None,
+            is_grpc: false,
+            status: Some(200),
+            latency_ms: 1.0,
+            bytes_out: 0,
+            client_ip: None,
+            user_agent: None,
+            parent_span_id: None,
+            grpc_status: None,
+            grpc_status_name: None,
+            messages_out: None,
+            reason: None,
+            buffer_discarded: None,
+            buffer_evicted: None,
+        }
+    }
+}
+
 thread_local! {
     static PENDING: RefCell<Option<AccessLine>> = const { RefCell::new(None) };
     /// Set while an access event is dispatched from inside a line layer
@@ -149,13 +176,12 @@ pub(crate) fn dispatch(build: impl FnOnce() -> AccessLine, emit: impl FnOnce(&Ac
             *pending = Some(build());
         }
         drop(pending);
+        // Emptied however `emit` ends, a panic in some layer included.
+        let _clear = ClearOnDrop(slot);
         if let Ok(pending) = slot.try_borrow() {
             if let (Some(line), Some(emit)) = (pending.as_ref(), emit.take()) {
                 emit(line);
             }
-        }
-        if let Ok(mut pending) = slot.try_borrow_mut() {
-            *pending = None;
         }
     });
     // No hand-off (nested, or the thread is shutting down): the event
@@ -165,6 +191,17 @@ pub(crate) fn dispatch(build: impl FnOnce() -> AccessLine, emit: impl FnOnce(&Ac
         let was = SHADOWED.try_with(|s| s.replace(true)).unwrap_or(true);
         emit(&line);
         let _ = SHADOWED.try_with(|s| s.set(was));
+    }
+}
+
+/// Empties the hand-off slot when dropped.
+struct ClearOnDrop<'a>(&'a RefCell<Option<AccessLine>>);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.0.try_borrow_mut() {
+            *pending = None;
+        }
     }
 }
 
@@ -188,26 +225,7 @@ mod tests {
     use super::*;
 
     fn line(path: &str) -> AccessLine {
-        AccessLine {
-            level: Level::INFO,
-            method: Method::GET,
-            uri: path.parse().unwrap(),
-            with_query: false,
-            route: None,
-            is_grpc: false,
-            status: Some(200),
-            latency_ms: 1.0,
-            bytes_out: 0,
-            client_ip: None,
-            user_agent: None,
-            parent_span_id: None,
-            grpc_status: None,
-            grpc_status_name: None,
-            messages_out: None,
-            reason: None,
-            buffer_discarded: None,
-            buffer_evicted: None,
-        }
+        AccessLine::sample(path)
     }
 
     fn pending_path() -> Option<String> {
@@ -251,6 +269,22 @@ mod tests {
         );
         assert_eq!(ran, 3);
         assert_eq!(pending_path(), None);
+    }
+
+    #[test]
+    fn a_panic_while_dispatching_leaves_nothing_pending() {
+        let caught = std::panic::catch_unwind(|| {
+            dispatch(|| line("/panics"), |_| panic!("a layer panicked"));
+        });
+        assert!(caught.is_err());
+        assert_eq!(pending_path(), None);
+        // The next line is handed off as usual.
+        dispatch(
+            || line("/next"),
+            |_| {
+                assert_eq!(pending_path().as_deref(), Some("/next"));
+            },
+        );
     }
 
     #[test]

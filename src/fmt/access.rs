@@ -140,24 +140,9 @@ mod tests {
 
     fn lines() -> Vec<AccessLine> {
         let plain = AccessLine {
-            level: Level::INFO,
-            method: Method::GET,
-            uri: "/orders/42".parse().unwrap(),
-            with_query: false,
-            route: None,
-            is_grpc: false,
-            status: Some(200),
             latency_ms: 0.123,
             bytes_out: 5,
-            client_ip: None,
-            user_agent: None,
-            parent_span_id: None,
-            grpc_status: None,
-            grpc_status_name: None,
-            messages_out: None,
-            reason: None,
-            buffer_discarded: None,
-            buffer_evicted: None,
+            ..AccessLine::sample("/orders/42")
         };
         let full = AccessLine {
             level: Level::ERROR,
