@@ -251,10 +251,10 @@ fn the_access_line_allocates_nothing() {
     // Once any filter buffers (another test here makes one), a request gets
     // its record even with the access log off, to end its buffering: make
     // one now, so both runs below have the record and differ by the line.
-    drop(BufferingFilter::new(
+    let _buffering = BufferingFilter::new(
         tracing_subscriber::filter::LevelFilter::INFO,
         &Buffering::up_to(tracing::Level::DEBUG),
-    ));
+    );
     for (name, make) in layers() {
         let (pipeline, guard) = Pipeline::builder(std::io::sink())
             .flush_on_panic(false)
