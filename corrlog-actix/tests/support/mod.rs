@@ -59,27 +59,34 @@ where
     let serial = lock(&SERIAL);
     let capture = Capture::new();
     *lock(&CURRENT) = Some(capture.clone());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
+            // Bound by actix, with a backlog for the suites' 1,250
+            // simultaneous connections (a listener made by std::net gets
+            // 128), and timeouts for a loaded machine: with actix's 5 s, a
+            // connection waiting its turn was answered 408, or closed as
+            // idle just as the client reused it.
             let server = HttpServer::new(move || {
                 App::new()
                     .configure(routes())
                     .wrap(RequestMiddleware::from(layer.clone()))
             })
             .workers(workers)
+            .backlog(4096)
+            .keep_alive(std::time::Duration::from_secs(120))
+            .client_request_timeout(std::time::Duration::from_secs(60))
             .disable_signals()
             .shutdown_timeout(1)
-            .listen(listener)
-            .unwrap()
-            .run();
-            tx.send(server.handle()).unwrap();
+            .bind(("127.0.0.1", 0))
+            .unwrap();
+            let addr = server.addrs()[0];
+            let server = server.run();
+            tx.send((server.handle(), addr)).unwrap();
             server.await
         })
     });
-    let handle = rx.recv().unwrap();
+    let (handle, addr) = rx.recv().unwrap();
     TestServer::from_parts(addr, capture, move || {
         actix_web::rt::System::new().block_on(handle.stop(true));
         let _ = thread.join();
