@@ -150,9 +150,9 @@ impl AccessLine {
 
 thread_local! {
     static PENDING: RefCell<Option<AccessLine>> = const { RefCell::new(None) };
-    /// Set while an access event is dispatched from inside a line layer
-    /// that is reading the pending line: that event's values are not the
-    /// pending ones.
+    /// Set while an access event goes out through the general path (it is
+    /// dispatched while another one is): the pending line, if any, is not
+    /// that event's.
     static SHADOWED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -169,9 +169,6 @@ pub(crate) fn dispatch(build: impl FnOnce() -> AccessLine, emit: impl FnOnce(&Ac
         let Ok(mut pending) = slot.try_borrow_mut() else {
             return;
         };
-        if pending.is_some() {
-            return;
-        }
         if let Some(build) = build.take() {
             *pending = Some(build());
         }

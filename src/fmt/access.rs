@@ -114,7 +114,7 @@ pub(crate) fn write(keys: &AccessKeys, policy: &Redaction, line: &AccessLine, ou
             Value::U64(n) => write_number(buf, key.unit, Number::U64(n)),
             Value::F64(n) => write_number(buf, key.unit, Number::F64(n)),
             // As the event records it: `display(ip)`.
-            Value::Ip(ip) => write_debug(buf, &tracing::field::display(ip), policy.max_bytes()),
+            Value::Ip(ip) => write_debug(buf, &tracing::field::display(ip), max),
         }
     }
 }

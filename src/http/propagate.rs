@@ -55,7 +55,7 @@ pub fn inject(headers: &mut HeaderMap) -> bool {
 /// assert_eq!(headers["x-request-id"], "req-7");
 /// ```
 pub fn inject_from(ctx: &RequestContext, headers: &mut HeaderMap) {
-    if let Ok(value) = HeaderValue::from_str(ctx.id().as_str()) {
+    if let Some(value) = ctx.id().header_value() {
         headers.insert(ctx.header_name().clone(), value);
     }
     if let Some(trace) = ctx.trace() {
