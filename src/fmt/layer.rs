@@ -18,7 +18,7 @@ use super::line::{Constant, Line, Style};
 use super::redact::Redaction;
 use super::service::Service;
 use super::sink::Sink;
-use super::span_fields::{record_span, SpanFields};
+use super::span_fields::{any_live as any_span_fields, record_span, SpanFields};
 use super::time::TimestampCache;
 use super::visitor::{FieldVisitor, Target};
 use crate::context::buffer::{BufferTarget, Offer, Phase};
@@ -494,31 +494,33 @@ impl<W: Sink> LogLayer<W> {
             });
         }
 
-        // Span fields, innermost first, each key once; remember the request
-        // span's context in case the task-local one is absent.
-        let mut span_request: Option<RequestContext> = None;
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope {
-                let ext = span.extensions();
-                if let Some(fields) = ext.get::<SpanFields>() {
-                    for (key, value) in fields.entries(&self.redaction) {
-                        if !keys.contains(key) {
-                            keys.push(key);
-                            style.key(span_fields, key);
-                            span_fields.extend_from_slice(value);
+        let now = (self.clock)();
+        RequestContext::with_current(|current| {
+            // Span fields, innermost first, each key once; and the request
+            // span's context when the task-local one is absent. Neither to
+            // look for: no walk.
+            let mut span_request: Option<RequestContext> = None;
+            if current.is_none() || any_span_fields() {
+                if let Some(scope) = ctx.event_scope(event) {
+                    for span in scope {
+                        let ext = span.extensions();
+                        if let Some(fields) = ext.get::<SpanFields>() {
+                            for (key, value) in fields.entries(&self.redaction) {
+                                if !keys.contains(key) {
+                                    keys.push(key);
+                                    style.key(span_fields, key);
+                                    span_fields.extend_from_slice(value);
+                                }
+                            }
+                        }
+                        if current.is_none() && span_request.is_none() {
+                            if let Some(SpanRequest(rc)) = ext.get::<SpanRequest>() {
+                                span_request = Some(rc.clone());
+                            }
                         }
                     }
                 }
-                if span_request.is_none() {
-                    if let Some(SpanRequest(rc)) = ext.get::<SpanRequest>() {
-                        span_request = Some(rc.clone());
-                    }
-                }
             }
-        }
-
-        let now = (self.clock)();
-        RequestContext::with_current(|current| {
             let parts = Line {
                 now,
                 level: *meta.level(),

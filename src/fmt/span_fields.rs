@@ -2,6 +2,7 @@
 //! copied as bytes into each line of an event inside it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::field::{Field, Visit};
 use tracing::span::Record;
@@ -20,6 +21,38 @@ use super::visitor::{FieldVisitor, Target};
 #[derive(Default)]
 pub(crate) struct SpanFields {
     by_policy: Vec<(u64, SpanEntries)>,
+    _live: Live,
+}
+
+/// How many [`SpanFields`] exist, process-wide: one per span with fields
+/// recorded, until the registry clears the span's extensions when it
+/// closes. While there are none, a line inside a request context has no
+/// span field to look for, and the line layer skips walking its spans.
+///
+/// Relaxed is enough: a span is made (and its count taken) before any
+/// thread can enter it, and whatever hands a span to another thread orders
+/// the two.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// One count in [`LIVE`], given back when dropped.
+struct Live;
+
+impl Default for Live {
+    fn default() -> Self {
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether any span, anywhere in the process, has fields recorded now.
+pub(crate) fn any_live() -> bool {
+    LIVE.load(Ordering::Relaxed) != 0
 }
 
 type SpanEntries = Vec<(&'static str, Box<[u8]>)>;
@@ -117,4 +150,20 @@ impl Visit for SpanVisitor<'_> {
         record_error: &(dyn std::error::Error + 'static),
         record_debug: &dyn fmt::Debug
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_fields_are_counted_while_they_live() {
+        // Other tests may hold a few at the same time: count in thousands.
+        const N: usize = 10_000;
+        let held: Vec<SpanFields> = (0..N).map(|_| SpanFields::default()).collect();
+        assert!(any_live());
+        assert!(LIVE.load(Ordering::Relaxed) >= N);
+        drop(held);
+        assert!(LIVE.load(Ordering::Relaxed) < N);
+    }
 }

@@ -49,6 +49,17 @@ pin_project! {
     }
 }
 
+impl<B: Body> Kind<B> {
+    /// The body has ended: its next poll returns `None` (an inner body's
+    /// `is_end_stream` promises that).
+    fn is_ended(&self) -> bool {
+        match self {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Full { data } => data.is_none(),
+        }
+    }
+}
+
 impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseBody").finish_non_exhaustive()
@@ -126,6 +137,12 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let mut this = self.project();
+        // The last poll of a body that has ended, its access line written:
+        // nothing will run that could log, so skip entering the context
+        // and span (a task-local scope and a span enter and exit).
+        if this.access.is_none() && this.kind.is_ended() {
+            return Poll::Ready(None);
+        }
         let span = &*this.span;
         let access = this.access;
         let kind = this.kind.as_mut();
@@ -201,10 +218,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
-            Kind::Full { data } => data.is_none(),
-        }
+        self.kind.is_ended()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -21,16 +21,40 @@ use crate::panic::{catch_panic, panic_message};
 /// What [`begin`] settles for a request.
 pub(crate) struct Begun {
     pub(crate) ctx: RequestContext,
-    pub(crate) span: Span,
     /// The effective id as a header value, for the response.
     pub(crate) header_value: Option<HeaderValue>,
     pub(crate) is_grpc: bool,
+    /// The trace context, settled once the request span exists.
+    #[cfg(feature = "opentelemetry")]
+    pending: Option<TraceContext>,
+}
+
+impl Begun {
+    /// Makes the request's `request` span. Call it inside the request's
+    /// context (its [`RequestContext::run`], which the caller enters anyway
+    /// to start the access record and the handler), so the line layer can
+    /// attach the context to the span (see `SpanRequest` in the layer) and
+    /// `.in_current_span()` carries the id.
+    pub(crate) fn open_span(&mut self, config: &Config) -> Span {
+        let span = tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME);
+        // With the `opentelemetry` feature the trace is settled once the
+        // request span exists: tracing-opentelemetry, when installed, gives
+        // that span the ids it will be exported with.
+        #[cfg(feature = "opentelemetry")]
+        if let Some(trace) = self.pending.take() {
+            self.ctx
+                .set_trace(trace_context::exported_span_ids(&span, trace, config.edge));
+        }
+        #[cfg(not(feature = "opentelemetry"))]
+        let _ = config;
+        span
+    }
 }
 
 /// Picks the request's id (the policy, edge mode), settles its trace
-/// context, makes its context and `request` span, and leaves on the request
-/// exactly one id header, the effective id, plus the
-/// [`RequestId`] extension.
+/// context, makes its context, and leaves on the request exactly one id
+/// header, the effective id, plus the [`RequestId`] extension. The span
+/// comes next, inside the context: [`Begun::open_span`].
 pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
     let incoming = config.incoming_id(req.headers());
     let trusted = !config.edge && incoming.is_some();
@@ -54,9 +78,8 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
             trace_context::continue_or_start(req.headers())
         }
     });
-    // With the `opentelemetry` feature the trace is settled once the
-    // request span exists: tracing-opentelemetry, when installed, gives
-    // that span the ids it will be exported with.
+    // With the `opentelemetry` feature the trace is settled in
+    // `Begun::open_span`.
     #[cfg(feature = "opentelemetry")]
     let (trace, pending) = (None, trace);
     let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
@@ -80,20 +103,12 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
     req.extensions_mut().insert(id);
     let is_grpc = grpc::is_grpc(req.headers());
 
-    // Created inside the context so the JSON layer can attach it to the
-    // span (see `SpanRequest` in the layer).
-    let span = ctx
-        .clone()
-        .run(|| tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME));
-    #[cfg(feature = "opentelemetry")]
-    if let Some(trace) = pending {
-        ctx.set_trace(trace_context::exported_span_ids(&span, trace, config.edge));
-    }
     Begun {
         ctx,
-        span,
         header_value,
         is_grpc,
+        #[cfg(feature = "opentelemetry")]
+        pending,
     }
 }
 
@@ -188,19 +203,18 @@ impl RequestLayer {
     /// # drop(exchange);
     /// ```
     pub fn exchange<B>(&self, req: &mut Request<B>) -> Exchange {
-        let Begun {
-            ctx,
-            span,
-            header_value,
-            ..
-        } = begin(&self.config, req);
-        let access = ctx
-            .clone()
-            .run(|| span.in_scope(|| Record::start(&self.config, req, false)));
+        let mut begun = begin(&self.config, req);
+        let (span, access) = begun.ctx.clone().run(|| {
+            let span = begun.open_span(&self.config);
+            let access = span.in_scope(|| Record::start(&self.config, req, false));
+            (span, access)
+        });
         Exchange {
-            ctx,
+            ctx: begun.ctx,
             span,
-            header: header_value.map(|v| (self.config.response_header.clone(), v)),
+            header: begun
+                .header_value
+                .map(|v| (self.config.response_header.clone(), v)),
             access,
         }
     }

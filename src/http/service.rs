@@ -71,25 +71,27 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let Begun {
-            ctx,
-            span,
-            header_value,
-            is_grpc,
-        } = begin(&self.config, &mut req);
         let config = &*self.config;
+        let mut begun = begin(config, &mut req);
+        let is_grpc = begun.is_grpc;
 
+        // The span is made inside the context (see `Begun::open_span`).
         // Routing and handler set-up may run synchronously inside `call`:
-        // do it in the context too, and catch a panic there like one in the
-        // future.
+        // do it in the context and span too, and catch a panic there like
+        // one in the future.
         let inner = &mut self.inner;
-        let (access, called) = ctx.clone().run(|| {
-            span.in_scope(|| {
+        let (span, access, called) = begun.ctx.clone().run(|| {
+            let span = begun.open_span(config);
+            let (access, called) = span.in_scope(|| {
                 let access = Record::start(&self.config, &req, is_grpc);
                 (access, catch_panic(|| inner.call(req)))
-            })
+            });
+            (span, access, called)
         });
 
+        let Begun {
+            ctx, header_value, ..
+        } = begun;
         ResponseFuture::new(
             called,
             ctx,
