@@ -54,9 +54,13 @@ pub struct RequestContext {
 
 struct Inner {
     id: RequestId,
-    /// Set at creation, or once just after when the ids come from the
-    /// request's OpenTelemetry span (which needs the context to exist).
-    trace: OnceLock<TraceContext>,
+    /// Set at creation (a plain field: a `OnceLock` made full takes its
+    /// initialisation path on every request).
+    trace: Option<TraceContext>,
+    /// Or set once just after, when the ids come from the request's
+    /// OpenTelemetry span (which needs the context to exist).
+    #[cfg(feature = "opentelemetry")]
+    late_trace: OnceLock<TraceContext>,
     /// The header the id travels in, on the way in and out.
     header: HeaderName,
     fields: Mutex<Vec<BoundField>>,
@@ -132,11 +136,12 @@ impl RequestContext {
     /// assert_eq!(ctx.trace().unwrap().trace_id_hex().len(), 32);
     /// ```
     pub fn with_trace(id: RequestId, trace: Option<TraceContext>, header: HeaderName) -> Self {
-        let trace = trace.map_or_else(OnceLock::new, OnceLock::from);
         RequestContext {
             inner: Arc::new(Inner {
                 id,
                 trace,
+                #[cfg(feature = "opentelemetry")]
+                late_trace: OnceLock::new(),
                 header,
                 fields: Mutex::new(Vec::new()),
                 access_headers: OnceLock::new(),
@@ -147,14 +152,20 @@ impl RequestContext {
 
     /// The request's place in a trace, if it has one.
     pub fn trace(&self) -> Option<&TraceContext> {
-        self.inner.trace.get()
+        #[cfg(feature = "opentelemetry")]
+        if self.inner.trace.is_none() {
+            return self.inner.late_trace.get();
+        }
+        self.inner.trace.as_ref()
     }
 
     /// Gives a context made without a trace its trace; no effect on one
     /// that has a trace already.
     #[cfg(feature = "opentelemetry")]
     pub(crate) fn set_trace(&self, trace: TraceContext) {
-        let _ = self.inner.trace.set(trace);
+        if self.inner.trace.is_none() {
+            let _ = self.inner.late_trace.set(trace);
+        }
     }
 
     /// The header name the id travels in (`x-request-id` by default).

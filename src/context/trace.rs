@@ -35,13 +35,22 @@ pub(crate) fn hex_string(bytes: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// `N` random bytes, not all zero (W3C forbids all-zero ids).
-pub(crate) fn random_nonzero<const N: usize>() -> [u8; N] {
+/// A random span id, not all zero (W3C forbids all-zero ids).
+pub(crate) fn random_span_id() -> [u8; 8] {
+    nonzero(|| fastrand::u64(..)).to_be_bytes()
+}
+
+/// A random trace id, not all zero.
+fn random_trace_id() -> [u8; 16] {
+    nonzero(|| fastrand::u128(..)).to_be_bytes()
+}
+
+/// The first value `draw` gives that is not zero.
+fn nonzero<T: PartialEq + Default>(mut draw: impl FnMut() -> T) -> T {
     loop {
-        let mut out = [0u8; N];
-        fastrand::fill(&mut out);
-        if out != [0; N] {
-            return out;
+        let value = draw();
+        if value != T::default() {
+            return value;
         }
     }
 }
@@ -96,11 +105,11 @@ impl TraceContext {
         tracestate: Option<Box<str>>,
     ) -> Self {
         let mut hex = [0u8; 50];
-        let bytes = trace_id
-            .iter()
-            .chain(&span_id)
-            .chain(std::iter::once(&flags));
-        hex_fill(&mut hex, bytes);
+        let (trace_hex, rest) = hex.split_at_mut(32);
+        let (span_hex, flags_hex) = rest.split_at_mut(16);
+        hex_fill(trace_hex, &trace_id);
+        hex_fill(span_hex, &span_id);
+        flags_hex.copy_from_slice(&hex_pair(flags));
         TraceContext {
             trace_id,
             span_id,
@@ -152,7 +161,7 @@ impl TraceContext {
 
     /// A new trace, sampled, with a new span id.
     pub fn new_root() -> TraceContext {
-        TraceContext::from_parts(random_nonzero(), random_nonzero(), 1, None)
+        TraceContext::from_parts(random_trace_id(), random_span_id(), 1, None)
     }
 
     /// The trace id's hex digits.
@@ -244,8 +253,7 @@ mod tests {
         assert_ne!(a.span_id_hex(), b.span_id_hex());
         assert_eq!(a.flags(), 1);
         assert!(a.traceparent().ends_with("-01"));
-        for _ in 0..1000 {
-            assert_ne!(random_nonzero::<1>(), [0]);
-        }
+        let mut draws = [0u8, 0, 7, 9].into_iter();
+        assert_eq!(nonzero(|| draws.next().unwrap_or(1)), 7);
     }
 }

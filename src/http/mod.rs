@@ -175,11 +175,12 @@ pub(crate) use self::layer::Config;
 #[cfg(feature = "reqwest")]
 pub use self::propagate::PropagateHeaders;
 pub use self::propagate::{
-    inject, inject_from, propagation_headers, PropagateLayer, PropagateService, TRACEPARENT,
-    TRACESTATE,
+    inject, inject_from, propagation_headers, PropagateLayer, PropagateService,
 };
 pub use self::service::RequestService;
-pub use self::trace_context::{TraceParent, MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS};
+pub use self::trace_context::{
+    TraceParent, MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS, TRACEPARENT, TRACESTATE,
+};
 pub use crate::context::id::DEFAULT_MAX_LEN;
 pub use crate::context::request::{ACCESS_TARGET, X_REQUEST_ID};
 pub use ipnet::IpNet;

@@ -21,14 +21,10 @@
 //! assert_eq!(headers["x-request-id"], "req-42");
 //! ```
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 
+use super::trace_context::{TRACEPARENT, TRACESTATE};
 use crate::context::RequestContext;
-
-/// The W3C `traceparent` header.
-pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-/// The W3C `tracestate` header.
-pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Adds the current request's propagation headers to `headers`: its id,
 /// and `traceparent` (and `tracestate`) when the request has a trace.

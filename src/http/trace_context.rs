@@ -3,10 +3,15 @@
 
 use std::fmt;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
-use crate::context::trace::{hex_string, random_nonzero, write_hex};
+use crate::context::trace::{hex_string, random_span_id, write_hex};
 use crate::context::TraceContext;
+
+/// The W3C `traceparent` header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The W3C `tracestate` header.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// The longest `tracestate` passed on, in bytes.
 pub const MAX_TRACESTATE_BYTES: usize = 512;
@@ -119,7 +124,7 @@ impl TraceParent {
     /// The `traceparent` of a request's headers: `None` when absent,
     /// invalid, or sent more than once.
     pub fn from_headers(headers: &HeaderMap) -> Option<TraceParent> {
-        let mut values = headers.get_all("traceparent").iter();
+        let mut values = headers.get_all(TRACEPARENT).iter();
         let first = values.next()?;
         if values.next().is_some() {
             return None;
@@ -161,7 +166,7 @@ pub(crate) fn continue_or_start(headers: &HeaderMap) -> TraceContext {
     continue_or_start_from(TraceParent::from_headers(headers), || {
         tracestate_of(
             headers
-                .get_all("tracestate")
+                .get_all(TRACESTATE)
                 .iter()
                 // A header that is not visible ASCII has no valid member.
                 .filter_map(|value| value.to_str().ok()),
@@ -178,7 +183,7 @@ pub(crate) fn continue_or_start_from(
     match parent {
         Some(parent) => TraceContext::from_parts(
             parent.trace_id,
-            random_nonzero(),
+            random_span_id(),
             parent.flags & 1,
             tracestate(),
         )
