@@ -15,6 +15,9 @@ pub const MASK: &str = "[REDACTED]";
 /// The default cap on one string value, in bytes of the line.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 16 * 1024;
 
+/// The smallest cap [`Redaction::max_value_bytes`] takes.
+pub(crate) const MIN_VALUE_BYTES: usize = 16;
+
 /// A field, URL parameter or header whose name contains one of these
 /// (after [`fold`]) is secret.
 const DEFAULT_MARKERS: &[&str] = &[
@@ -212,7 +215,7 @@ impl Redaction {
     }
 
     /// The cap on one string value, in bytes of the line (escaped).
-    /// Defaults to [`DEFAULT_MAX_VALUE_BYTES`] (16 KiB).
+    /// Defaults to [`DEFAULT_MAX_VALUE_BYTES`] (16 KiB); at least 16.
     ///
     /// ```
     /// let policy = corrlog::fmt::Redaction::default().max_value_bytes(4096);
@@ -220,7 +223,7 @@ impl Redaction {
     /// ```
     #[must_use]
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
-        self.inner_mut().max_value_bytes = bytes.max(16);
+        self.inner_mut().max_value_bytes = bytes.max(MIN_VALUE_BYTES);
         self
     }
 
