@@ -14,7 +14,7 @@ fn hex_pair(b: u8) -> [u8; 2] {
 
 /// Fills `out` with the hex digits of `bytes`, two per byte, without
 /// allocating.
-fn hex_fill<'a>(out: &mut [u8], bytes: impl IntoIterator<Item = &'a u8>) {
+fn hex_fill(out: &mut [u8], bytes: &[u8]) {
     for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
         pair.copy_from_slice(&hex_pair(b));
     }

@@ -27,6 +27,9 @@ pub(crate) struct Begun {
     /// The trace context, settled once the request span exists.
     #[cfg(feature = "opentelemetry")]
     pending: Option<TraceContext>,
+    /// The layer's edge mode, for settling it.
+    #[cfg(feature = "opentelemetry")]
+    edge: bool,
 }
 
 impl Begun {
@@ -35,7 +38,7 @@ impl Begun {
     /// to start the access record and the handler), so the line layer can
     /// attach the context to the span (see `SpanRequest` in the layer) and
     /// `.in_current_span()` carries the id.
-    pub(crate) fn open_span(&mut self, config: &Config) -> Span {
+    pub(crate) fn open_span(&mut self) -> Span {
         let span = tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME);
         // With the `opentelemetry` feature the trace is settled once the
         // request span exists: tracing-opentelemetry, when installed, gives
@@ -43,10 +46,8 @@ impl Begun {
         #[cfg(feature = "opentelemetry")]
         if let Some(trace) = self.pending.take() {
             self.ctx
-                .set_trace(trace_context::exported_span_ids(&span, trace, config.edge));
+                .set_trace(trace_context::exported_span_ids(&span, trace, self.edge));
         }
-        #[cfg(not(feature = "opentelemetry"))]
-        let _ = config;
         span
     }
 }
@@ -109,6 +110,8 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
         is_grpc,
         #[cfg(feature = "opentelemetry")]
         pending,
+        #[cfg(feature = "opentelemetry")]
+        edge: config.edge,
     }
 }
 
@@ -205,7 +208,7 @@ impl RequestLayer {
     pub fn exchange<B>(&self, req: &mut Request<B>) -> Exchange {
         let mut begun = begin(&self.config, req);
         let (span, access) = begun.ctx.clone().run(|| {
-            let span = begun.open_span(&self.config);
+            let span = begun.open_span();
             let access = span.in_scope(|| Record::start(&self.config, req, false));
             (span, access)
         });

@@ -81,7 +81,7 @@ where
         // one in the future.
         let inner = &mut self.inner;
         let (span, access, called) = begun.ctx.clone().run(|| {
-            let span = begun.open_span(config);
+            let span = begun.open_span();
             let (access, called) = span.in_scope(|| {
                 let access = Record::start(&self.config, &req, is_grpc);
                 (access, catch_panic(|| inner.call(req)))
