@@ -4,10 +4,18 @@
 //! rounds, medians, and the difference against the bare service.
 //!
 //! Run with `cargo bench --bench middleware`. `ONLY=N` runs only the
-//! N-th configuration (0 = bare ... 3 = default), and `REQUESTS=N` /
-//! `ROUNDS=N` shorten a run, for a profiler. `SUBSCRIBER=builder` logs
-//! through what `corrlog::builder()` installs (its `EnvFilter` included)
-//! instead of a bare `LogLayer`.
+//! N-th configuration (0 = bare ... 3 = default, 4 = tower-http's id
+//! layers alone), and `REQUESTS=N` / `ROUNDS=N` shorten a run, for a
+//! profiler. `SUBSCRIBER=builder` logs through what `corrlog::builder()`
+//! installs (its `EnvFilter` included) instead of a bare `LogLayer`.
+//!
+//! Each request and response is shaped as a server hands them over: the
+//! request's URI is shared rather than copied (hyper slices it from its
+//! read buffer), it carries a `host` header (every HTTP/1.1 request does),
+//! and the response carries a `content-type` (axum sets one for a text
+//! body). `SHAPE=empty` runs the earlier shape instead: a URI copied per
+//! request and empty header maps on both sides, so that a layer's first
+//! header allocates the map.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod support;
@@ -23,13 +31,46 @@ use corrlog::{LogLayer, RequestLayer};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Layer, Service, ServiceExt};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing_subscriber::layer::SubscriberExt;
 
 const REQUESTS: u64 = 100_000;
 const ROUNDS: u64 = 9;
 
-async fn hello(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::from("hello")))
+/// Whether requests and responses start with empty header maps
+/// (`SHAPE=empty`).
+fn empty_shape() -> bool {
+    std::env::var("SHAPE").is_ok_and(|v| v == "empty")
+}
+
+/// The handler: `hello`, with the `content-type` axum gives it unless
+/// `empty`.
+async fn hello(
+    _req: Request<Full<Bytes>>,
+    empty: bool,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut res = Response::new(Full::from("hello"));
+    if !empty {
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    Ok(res)
+}
+
+fn request(empty: bool) -> Request<Full<Bytes>> {
+    if empty {
+        return Request::builder()
+            .uri("/orders/42")
+            .body(Full::default())
+            .unwrap();
+    }
+    Request::builder()
+        .uri(http::Uri::from_static("/orders/42"))
+        .header(http::header::HOST, "127.0.0.1:8080")
+        .body(Full::default())
+        .unwrap()
 }
 
 async fn drive<S, B>(svc: &mut S, requests: u64) -> f64
@@ -38,12 +79,10 @@ where
     B: http_body::Body,
     B::Error: std::fmt::Debug,
 {
+    let empty = empty_shape();
     let start = Instant::now();
     for _ in 0..requests {
-        let req = Request::builder()
-            .uri("/orders/42")
-            .body(Full::default())
-            .unwrap();
+        let req = request(empty);
         let res = svc.ready().await.unwrap().call(req).await.unwrap();
         let _ = res.into_body().collect().await.unwrap();
     }
@@ -95,24 +134,31 @@ fn main() {
         "corrlog, no access log, no trace context",
         "corrlog, no access log",
         "corrlog (default)",
+        "tower-http request id only, no logging",
     ];
     let requests = env_num("REQUESTS", REQUESTS).max(1);
     let rounds = env_num("ROUNDS", ROUNDS).max(1);
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     tracing::dispatcher::with_default(&subscriber, || {
         rt.block_on(async {
-            let mut bare = service_fn(hello);
+            let empty = empty_shape();
+            let handler = move |req| hello(req, empty);
+            let mut bare = service_fn(handler);
             let mut core = RequestLayer::new()
                 .access_log(corrlog::http::AccessLog::default().enabled(false))
                 .trace_context(false)
-                .layer(service_fn(hello));
+                .layer(service_fn(handler));
             let mut traced = RequestLayer::new()
                 .access_log(corrlog::http::AccessLog::default().enabled(false))
-                .layer(service_fn(hello));
-            let mut full = RequestLayer::new().layer(service_fn(hello));
+                .layer(service_fn(handler));
+            let mut full = RequestLayer::new().layer(service_fn(handler));
+            let mut tower_http = tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .service(service_fn(handler));
             let only = env_num("ONLY", u64::MAX);
             for round in 0..=rounds {
-                let mut ns = [0.0; 4];
+                let mut ns = [0.0; 5];
                 for (i, slot) in ns.iter_mut().enumerate() {
                     if only != u64::MAX && only != i as u64 {
                         continue;
@@ -121,7 +167,8 @@ fn main() {
                         0 => drive(&mut bare, requests).await,
                         1 => drive(&mut core, requests).await,
                         2 => drive(&mut traced, requests).await,
-                        _ => drive(&mut full, requests).await,
+                        3 => drive(&mut full, requests).await,
+                        _ => drive(&mut tower_http, requests).await,
                     };
                 }
                 if round > 0 {
@@ -132,7 +179,12 @@ fn main() {
             }
         });
     });
-    println!("ns per request, median of {rounds} alternating rounds of {requests}");
+    let shape = if empty_shape() {
+        "empty header maps, URI copied"
+    } else {
+        "as a server hands them over"
+    };
+    println!("ns per request, median of {rounds} alternating rounds of {requests} ({shape})");
     let base = median(&mut samples[0].clone());
     for (name, s) in names.iter().zip(samples.iter_mut()) {
         let m = median(s);
