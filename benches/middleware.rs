@@ -59,6 +59,7 @@ async fn hello(
     Ok(res)
 }
 
+/// A request for `/orders/42`, in the shape `empty` says.
 fn request(empty: bool) -> Request<Full<Bytes>> {
     if empty {
         return Request::builder()
@@ -73,13 +74,12 @@ fn request(empty: bool) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-async fn drive<S, B>(svc: &mut S, requests: u64) -> f64
+async fn drive<S, B>(svc: &mut S, requests: u64, empty: bool) -> f64
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
     B: http_body::Body,
     B::Error: std::fmt::Debug,
 {
-    let empty = empty_shape();
     let start = Instant::now();
     for _ in 0..requests {
         let req = request(empty);
@@ -137,11 +137,11 @@ fn main() {
         "tower-http request id only, no logging",
     ];
     let requests = env_num("REQUESTS", REQUESTS).max(1);
+    let empty = empty_shape();
     let rounds = env_num("ROUNDS", ROUNDS).max(1);
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     tracing::dispatcher::with_default(&subscriber, || {
         rt.block_on(async {
-            let empty = empty_shape();
             let handler = move |req| hello(req, empty);
             let mut bare = service_fn(handler);
             let mut core = RequestLayer::new()
@@ -164,11 +164,11 @@ fn main() {
                         continue;
                     }
                     *slot = match i {
-                        0 => drive(&mut bare, requests).await,
-                        1 => drive(&mut core, requests).await,
-                        2 => drive(&mut traced, requests).await,
-                        3 => drive(&mut full, requests).await,
-                        _ => drive(&mut tower_http, requests).await,
+                        0 => drive(&mut bare, requests, empty).await,
+                        1 => drive(&mut core, requests, empty).await,
+                        2 => drive(&mut traced, requests, empty).await,
+                        3 => drive(&mut full, requests, empty).await,
+                        _ => drive(&mut tower_http, requests, empty).await,
                     };
                 }
                 if round > 0 {
@@ -179,7 +179,7 @@ fn main() {
             }
         });
     });
-    let shape = if empty_shape() {
+    let shape = if empty {
         "empty header maps, URI copied"
     } else {
         "as a server hands them over"

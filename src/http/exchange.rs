@@ -33,29 +33,32 @@ pub(crate) struct Begun {
 }
 
 impl Begun {
-    /// Makes the request's `request` span. Call it inside the request's
-    /// context (its [`RequestContext::run`], which the caller enters anyway
-    /// to start the access record and the handler), so the line layer can
-    /// attach the context to the span (see `SpanRequest` in the layer) and
-    /// `.in_current_span()` carries the id.
-    pub(crate) fn open_span(&mut self) -> Span {
-        let span = tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME);
-        // With the `opentelemetry` feature the trace is settled once the
-        // request span exists: tracing-opentelemetry, when installed, gives
-        // that span the ids it will be exported with.
-        #[cfg(feature = "opentelemetry")]
-        if let Some(trace) = self.pending.take() {
-            self.ctx
-                .set_trace(trace_context::exported_span_ids(&span, trace, self.edge));
-        }
-        span
+    /// Makes the request's `request` span inside the request's context,
+    /// so the line layer can attach the context to the span (see
+    /// `SpanRequest` in the layer) and `.in_current_span()` carries the id;
+    /// then runs `f` in both (the caller's access record and handler call).
+    /// One scope for the two: they need the context anyway.
+    pub(crate) fn in_request<R>(&mut self, f: impl FnOnce() -> R) -> (Span, R) {
+        self.ctx.clone().run(|| {
+            let span = tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME);
+            // With the `opentelemetry` feature the trace is settled once the
+            // request span exists: tracing-opentelemetry, when installed,
+            // gives that span the ids it will be exported with.
+            #[cfg(feature = "opentelemetry")]
+            if let Some(trace) = self.pending.take() {
+                self.ctx
+                    .set_trace(trace_context::exported_span_ids(&span, trace, self.edge));
+            }
+            let out = span.in_scope(f);
+            (span, out)
+        })
     }
 }
 
 /// Picks the request's id (the policy, edge mode), settles its trace
 /// context, makes its context, and leaves on the request exactly one id
 /// header, the effective id, plus the [`RequestId`] extension. The span
-/// comes next, inside the context: [`Begun::open_span`].
+/// comes next, inside the context: [`Begun::in_request`].
 pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
     let incoming = config.incoming_id(req.headers());
     let trusted = !config.edge && incoming.is_some();
@@ -80,7 +83,7 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
         }
     });
     // With the `opentelemetry` feature the trace is settled in
-    // `Begun::open_span`.
+    // `Begun::in_request`.
     #[cfg(feature = "opentelemetry")]
     let (trace, pending) = (None, trace);
     let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
@@ -207,11 +210,7 @@ impl RequestLayer {
     /// ```
     pub fn exchange<B>(&self, req: &mut Request<B>) -> Exchange {
         let mut begun = begin(&self.config, req);
-        let (span, access) = begun.ctx.clone().run(|| {
-            let span = begun.open_span();
-            let access = span.in_scope(|| Record::start(&self.config, req, false));
-            (span, access)
-        });
+        let (span, access) = begun.in_request(|| Record::start(&self.config, req, false));
         Exchange {
             ctx: begun.ctx,
             span,

@@ -75,18 +75,13 @@ where
         let mut begun = begin(config, &mut req);
         let is_grpc = begun.is_grpc;
 
-        // The span is made inside the context (see `Begun::open_span`).
         // Routing and handler set-up may run synchronously inside `call`:
         // do it in the context and span too, and catch a panic there like
         // one in the future.
         let inner = &mut self.inner;
-        let (span, access, called) = begun.ctx.clone().run(|| {
-            let span = begun.open_span();
-            let (access, called) = span.in_scope(|| {
-                let access = Record::start(&self.config, &req, is_grpc);
-                (access, catch_panic(|| inner.call(req)))
-            });
-            (span, access, called)
+        let (span, (access, called)) = begun.in_request(|| {
+            let access = Record::start(&self.config, &req, is_grpc);
+            (access, catch_panic(|| inner.call(req)))
         });
 
         let Begun {
