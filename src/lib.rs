@@ -68,11 +68,13 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `axum` | yes | `RequestId` and `Option<RequestId>` as axum extractors |
+//! | `axum` | yes | `RequestId` and `Option<RequestId>` as axum extractors, and the matched route on the access line |
 //! | `log` | yes | records of crates using `log` go to the same lines, with the request id |
-//! | `reqwest` | yes | [`http::PropagateHeaders`], a `reqwest-middleware` middleware |
-//! | `opentelemetry` | no | with `tracing-opentelemetry`, lines carry the ids of the exported request span (see [`TraceParent`](crate::http::TraceParent)) |
-//! | `otlp` | no | `output::otlp`: log records to an OpenTelemetry Collector over OTLP/HTTP, set up by `Builder::otlp` (feature `otlp`) or `OTEL_EXPORTER_OTLP_ENDPOINT` |
+//! | `signal` | yes | [`shutdown_signal`], Ctrl-C or SIGTERM for graceful shutdown (tokio's `signal`) |
+//! | `testing` | no | [`testing`]: capture a test's lines across a multi-thread runtime (tokio's `rt-multi-thread`); for `[dev-dependencies]` |
+//! | `reqwest` | no | [`http::PropagateHeaders`], a `reqwest-middleware` 0.5 middleware for reqwest 0.13 clients |
+//! | `opentelemetry` | no | with `tracing-opentelemetry` 0.34, lines carry the ids of the exported request span (see [`TraceParent`](crate::http::TraceParent)) |
+//! | `otlp` | no | `output::otlp`: log records to an OpenTelemetry Collector over OTLP/HTTP, set up by `Builder::otlp` or `OTEL_EXPORTER_OTLP_ENDPOINT` |
 //!
 //! # Why not a `thread_local!`
 //!
@@ -82,7 +84,7 @@
 //! task, and its tests run thousands of overlapping requests to show that
 //! no line ever carries another request's id.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 pub mod context;
@@ -92,6 +94,7 @@ pub mod http;
 pub mod output;
 mod panic;
 mod setup;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use crate::context::id::RequestId;
@@ -101,9 +104,9 @@ pub use crate::error::{Error, ErrorKind};
 pub use crate::fmt::layer::LogLayer;
 pub use crate::http::layer::RequestLayer;
 pub use crate::panic::install_panic_hook;
-pub use crate::setup::{
-    builder, shutdown_signal, Builder, BuiltSubscriber, Format, Logging, Output, Preset,
-};
+#[cfg(feature = "signal")]
+pub use crate::setup::shutdown_signal;
+pub use crate::setup::{builder, Builder, BuiltSubscriber, Format, Logging, Output, Preset};
 
 /// Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]

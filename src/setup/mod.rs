@@ -1,6 +1,7 @@
 //! Set-up: [`builder()`](crate::builder) and what it configures.
 
 mod env;
+#[cfg(feature = "signal")]
 mod signal;
 
 use std::fmt;
@@ -12,6 +13,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
 
 use self::env::invalid_env;
+#[cfg(feature = "signal")]
 pub use self::signal::shutdown_signal;
 use crate::error::{Error, ErrorKind};
 use crate::fmt::layer::LogLayer;

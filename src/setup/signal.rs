@@ -1,5 +1,8 @@
 //! Waiting for the process to be asked to stop.
 
+use std::future::Future;
+use std::task::Poll;
+
 /// Resolves when the process is asked to stop: Ctrl-C, or SIGTERM on Unix
 /// (what container orchestrators send). Pass it to axum's
 /// `with_graceful_shutdown`, then call [`Logging::shutdown`](crate::Logging::shutdown), so in-flight
@@ -38,8 +41,30 @@ pub async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+    first_of(ctrl_c, terminate).await;
+}
+
+/// Resolves when either future does (what `tokio::select!` would do here,
+/// without the `macros` feature of tokio and its proc-macro crates).
+async fn first_of(a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    std::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_of;
+
+    #[tokio::test]
+    async fn either_future_ends_the_wait() {
+        first_of(async {}, std::future::pending()).await;
+        first_of(std::future::pending(), async {}).await;
     }
 }
