@@ -57,8 +57,38 @@ fn environment_overrides_the_code() {
     let err = corrlog::builder().build().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "CORRLOG_BUFFER=\"everything\" is not valid; expected debug or trace (the most verbose level to buffer), or off"
+        "CORRLOG_BUFFER=\"everything\" is not valid; expected trace, debug, info or warn (the most verbose level to buffer), or off"
     );
+    // Any level more verbose than the filter's can be buffered: at warn,
+    // a request's INFO lines are kept and written when it fails.
+    std::env::set_var("CORRLOG_BUFFER", "info");
+    std::env::set_var("CORRLOG_LEVEL", "warn");
+    std::env::remove_var("CORRLOG_FILE");
+    let capture = corrlog::testing::TestLogs::new();
+    let (subscriber, logging) = corrlog::builder()
+        .output(corrlog::Output::Writer(Box::new(capture.capture().clone())))
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let ok = corrlog::RequestContext::new(corrlog::RequestId::new("buffer-ok").unwrap());
+        ok.run(|| tracing::info!("dropped with its request"));
+        let failed =
+            corrlog::RequestContext::new(corrlog::RequestId::new("buffer-failed").unwrap());
+        failed.run(|| {
+            tracing::info!("kept until the failure");
+            tracing::debug!("below the buffered level");
+            tracing::error!("failed");
+        });
+    });
+    logging.shutdown(Duration::from_secs(5));
+    let messages: Vec<String> = capture
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["message"].to_string())
+        .collect();
+    assert_eq!(messages, [r#""kept until the failure""#, r#""failed""#]);
+    std::env::set_var("CORRLOG_FILE", &path);
+    std::env::set_var("CORRLOG_LEVEL", "warn,orders=debug");
     std::env::set_var("CORRLOG_BUFFER", "off");
     std::env::set_var("OTEL_RESOURCE_ATTRIBUTES", "service.version=1%");
     let err = corrlog::builder().build().unwrap_err();

@@ -64,7 +64,7 @@ impl Builder {
                     return Err(invalid_env(
                         "CORRLOG_BUFFER",
                         v,
-                        "debug or trace (the most verbose level to buffer), or off",
+                        "trace, debug, info or warn (the most verbose level to buffer), or off",
                     ))
                 }
             };

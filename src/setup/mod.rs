@@ -178,7 +178,7 @@ impl Output {
 /// | `OTEL_SERVICE_NAME` | a name | the service name of [`Builder::service`] |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, values percent-encoded | `service.name` (when `OTEL_SERVICE_NAME` is unset), `service.version`, `service.instance.id` and `deployment.environment.name` of [`Builder::service`]; other keys are ignored |
 /// | `GOOGLE_CLOUD_PROJECT` | a project id | [`Builder::gcp_project`] |
-/// | `CORRLOG_BUFFER` | `debug`, `trace` (the most verbose level buffered), `off` | [`Builder::buffer`] (keeping its byte caps) |
+/// | `CORRLOG_BUFFER` | `trace`, `debug`, `info`, `warn` (the most verbose level buffered), `off` | [`Builder::buffer`] (keeping its byte caps) |
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | a base URL, `http://collector:4318` | (feature `otlp`) export OTLP log records to `<base>/v1/logs` (`Builder::otlp` (feature `otlp`)) |
 /// | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | a full URL | the same, used as it is; wins over the base |
 /// | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_LOGS_HEADERS` | `key=value,...`, values percent-encoded | headers sent with every export request (the logs variable wins for a key in both) |
@@ -506,7 +506,7 @@ impl Builder {
     /// Per-request log buffering (see [`Buffering`]): a request's lines
     /// below the level filter, down to `buffering`'s level, are kept and
     /// written only if the request fails. Off by default;
-    /// `CORRLOG_BUFFER=debug` (or `trace`, or `off`) overrides it.
+    /// `CORRLOG_BUFFER=debug` (or `trace`, `info`, `warn`, or `off`) overrides it.
     ///
     /// ```
     /// use corrlog::fmt::Buffering;
