@@ -143,9 +143,7 @@ fn main() {
     if listing_only() {
         return;
     }
-    let (pipeline, guard) = Pipeline::builder(std::io::sink())
-        .flush_on_panic(false)
-        .start();
+    let (pipeline, guard) = Pipeline::builder(std::io::sink()).start();
     let mut caller_stacks = stacks(&pipeline);
     // ONLY=name keeps the caller_stacks whose names contain it, for a profiler;
     // the per-request part then runs the kept caller_stacks alone.
@@ -179,7 +177,7 @@ fn main() {
         std::process::id()
     ));
     let file = std::fs::File::create(&path).unwrap();
-    let (pipeline, file_guard) = Pipeline::builder(file).flush_on_panic(false).start();
+    let (pipeline, file_guard) = Pipeline::builder(file).start();
     let stacks = stacks(&pipeline)
         .into_iter()
         .filter(|(name, _)| names.contains(name))

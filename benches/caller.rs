@@ -154,11 +154,11 @@ fn main() {
     if listing_only() {
         return;
     }
-    let (pipeline, guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();
+    let (pipeline, guard) = Pipeline::builder(io::sink()).start();
     // What the builder adds for OTLP export: a second JSON layer into a
     // pipeline of its own (its writer thread exports; the caller's share
     // does not depend on the output, so `io::sink()` here).
-    let (otlp_pipeline, otlp_guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();
+    let (otlp_pipeline, otlp_guard) = Pipeline::builder(io::sink()).start();
     let (non_blocking, nb_guard) = tracing_appender::non_blocking(io::sink());
     let fmt_json = |w| {
         Dispatch::new(

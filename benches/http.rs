@@ -213,7 +213,7 @@ fn main() {
         .max_bytes(None)
         .open()
         .unwrap();
-    let (pipeline, guard) = Pipeline::builder(file).flush_on_panic(false).start();
+    let (pipeline, guard) = Pipeline::builder(file).start();
     let corrlog_dispatch =
         tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
     let corrlog = serve(

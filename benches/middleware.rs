@@ -105,7 +105,6 @@ fn main() {
                 .format(corrlog::Format::Json)
                 .level("info")
                 .output(corrlog::Output::Writer(Box::new(std::io::sink())))
-                .flush_on_panic(false)
                 .use_env(false)
                 .build()
                 .unwrap();
@@ -117,9 +116,7 @@ fn main() {
             };
             (tracing::Dispatch::new(subscriber), Box::new(shutdown))
         } else {
-            let (pipeline, guard) = Pipeline::builder(std::io::sink())
-                .flush_on_panic(false)
-                .start();
+            let (pipeline, guard) = Pipeline::builder(std::io::sink()).start();
             let subscriber = tracing_subscriber::registry().with(LogLayer::json(pipeline));
             let shutdown = move || {
                 guard

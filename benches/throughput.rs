@@ -31,7 +31,6 @@ fn main() {
         .backpressure(Backpressure::Block {
             max_wait: Duration::from_secs(60),
         })
-        .flush_on_panic(false)
         .start();
     let dispatch =
         tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));

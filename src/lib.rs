@@ -103,7 +103,6 @@ pub use crate::context::spawn::{spawn, spawn_blocking};
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fmt::layer::LogLayer;
 pub use crate::http::layer::RequestLayer;
-pub use crate::panic::install_panic_hook;
 #[cfg(feature = "signal")]
 pub use crate::setup::shutdown_signal;
 pub use crate::setup::{builder, Builder, BuiltSubscriber, Format, Logging, Output, Preset};

@@ -21,39 +21,21 @@ thread_local! {
 }
 
 /// Installs corrlog's panic hook, once per process (later calls only add
-/// `flush`, if none was registered yet). [`Builder::init`](crate::Builder::init)
-/// and [`Builder::build`](crate::Builder::build) call this; call it
-/// yourself when you put a [`LogLayer`](crate::LogLayer) together by hand.
+/// `flush`, if none was registered yet). A [`LogLayer`](crate::LogLayer)
+/// whose [panic lines](crate::LogLayer::panic_lines) are on installs it
+/// when it is added to a subscriber; a pipeline installs it to be flushed.
 ///
 /// When a thread panics, the hook:
-/// 1. logs the panic as one ERROR event with target `corrlog::panic`: the
-///    panic's message, `panic.location` (`file:line:column`),
-///    `panic.thread`, and `panic.backtrace` when backtraces are enabled
-///    (`RUST_BACKTRACE=1`), inside the request's context when the panic
-///    happens in one, so the line carries the request id, trace ids and
-///    bound fields;
+/// 1. logs the panic as one ERROR event with target `corrlog::panic`
+///    ([`HOOK_EVENT`] its name): the panic's message, `panic.location`
+///    (`file:line:column`), `panic.thread`, and `panic.backtrace` when
+///    backtraces are enabled, inside the request's context when the panic
+///    happens in one;
 /// 2. has every pipeline write out what it holds (briefly, when corrlog
 ///    will catch the panic and the service lives on);
-/// 3. calls the hook that was installed before, so other panic hooks keep
-///    working, except the standard library's default hook when a
-///    `LogLayer` has written the line: its multi-line text on stderr is
-///    what the line replaces. When no `LogLayer` wrote a line (no
-///    subscriber on that thread, the event filtered out, or
-///    [`LogLayer::panic_lines`](crate::LogLayer::panic_lines) off), the
-///    default hook prints as usual, so a panic is never silent.
-///
-/// A hook installed after this one runs instead of it; to keep both, have
-/// yours call the one it replaces (`std::panic::take_hook`).
-///
-/// ```
-/// corrlog::install_panic_hook();
-/// ```
-pub fn install_panic_hook() {
-    install_hook(None);
-}
-
-/// Installs the hook (once), registering `flush` to run after the panic
-/// line is written.
+/// 3. calls the hook that was installed before, except the standard
+///    library's default hook when a `LogLayer` has written the line: its
+///    multi-line text on stderr is what the line replaces.
 pub(crate) fn install_hook(flush: Option<fn()>) {
     if let Some(flush) = flush {
         let _ = FLUSH.set(flush);
@@ -98,6 +80,7 @@ fn write_panic_line(info: &PanicHookInfo<'_>) -> bool {
     let _ = LINE_WRITTEN.try_with(|w| w.set(false));
     let thread_name = thread.name().unwrap_or("<unnamed>");
     tracing::event!(
+        name: HOOK_EVENT,
         target: PANIC_TARGET,
         tracing::Level::ERROR,
         panic.location = location.as_deref(),
@@ -146,6 +129,24 @@ pub(crate) fn mark_panic_line_written() {
 
 /// The target (logger name) of the line a panic is written as.
 pub(crate) const PANIC_TARGET: &str = "corrlog::panic";
+
+/// The name of the hook's event, which [`LogLayer::panic_lines`](crate::LogLayer::panic_lines)
+/// turns on and off.
+pub(crate) const HOOK_EVENT: &str = "corrlog::panic_hook";
+
+/// Logs a panic corrlog caught at one of its boundaries (a handler, a
+/// response body), inside the request's context, unless the panic hook
+/// already wrote it as a line on this thread: one panic, one ERROR line
+/// (besides the access line), whatever hooks are installed. Without the
+/// hook's line (no hook, another hook in its place, or panic lines off),
+/// the line has the panic's message and logger, without its location.
+pub(crate) fn log_caught_panic(payload: &PanicPayload) {
+    if LINE_WRITTEN.try_with(|w| w.replace(false)).unwrap_or(false) {
+        return;
+    }
+    let message = panic_message(payload);
+    tracing::error!(target: PANIC_TARGET, "{message}");
+}
 
 /// What `catch_unwind` hands back.
 pub(crate) type PanicPayload = Box<dyn Any + Send + 'static>;

@@ -68,9 +68,7 @@ fn layers() -> [(&'static str, MakeLayer); 5] {
 #[test]
 fn an_event_in_steady_state_allocates_nothing() {
     for (name, make) in layers() {
-        let (pipeline, guard) = Pipeline::builder(std::io::sink())
-            .flush_on_panic(false)
-            .start();
+        let (pipeline, guard) = Pipeline::builder(std::io::sink()).start();
         let subscriber = tracing_subscriber::registry().with(make(pipeline));
         tracing::subscriber::with_default(subscriber, || {
             let ctx = RequestContext::with_trace(
@@ -117,9 +115,7 @@ fn an_event_in_steady_state_allocates_nothing() {
 
 #[test]
 fn a_buffered_line_in_steady_state_allocates_nothing() {
-    let (pipeline, guard) = Pipeline::builder(std::io::sink())
-        .flush_on_panic(false)
-        .start();
+    let (pipeline, guard) = Pipeline::builder(std::io::sink()).start();
     let buffering = Buffering::up_to(tracing::Level::DEBUG);
     let subscriber = tracing_subscriber::registry()
         .with(BufferingFilter::new(
@@ -178,9 +174,7 @@ fn allocations_per_request(subscriber: impl tracing::Subscriber + Send + Sync, l
 
 #[test]
 fn buffering_adds_no_allocation_per_request_in_steady_state() {
-    let (pipeline, guard) = Pipeline::builder(std::io::sink())
-        .flush_on_panic(false)
-        .start();
+    let (pipeline, guard) = Pipeline::builder(std::io::sink()).start();
     let buffering = Buffering::up_to(tracing::Level::DEBUG);
     let filter = || tracing_subscriber::filter::LevelFilter::INFO;
     let bare = allocations_per_request(
@@ -256,9 +250,7 @@ fn the_access_line_allocates_nothing() {
         &Buffering::up_to(tracing::Level::DEBUG),
     );
     for (name, make) in layers() {
-        let (pipeline, guard) = Pipeline::builder(std::io::sink())
-            .flush_on_panic(false)
-            .start();
+        let (pipeline, guard) = Pipeline::builder(std::io::sink()).start();
         let subscriber = tracing_subscriber::registry().with(make(pipeline));
         let (without, with) = tracing::subscriber::with_default(subscriber, || {
             let without = allocations_of_layered_requests(

@@ -17,7 +17,6 @@ fn environment_overrides_the_code() {
 
     let (subscriber, logging) = corrlog::builder()
         .preset(Preset::Production)
-        .flush_on_panic(false)
         .build()
         .unwrap();
     tracing::subscriber::with_default(subscriber, || {

@@ -109,9 +109,14 @@ fn a_panicking_handler_gets_a_500_with_the_id_and_an_error_line() {
     assert_eq!(res.status, 500);
     assert_eq!(res.id, "panic-1");
     let lines = lines_of(&server, "panic-1");
-    let line = error_line(&lines, "request handler panicked");
-    assert_eq!(str_field(line, "panic"), Some("boom: the handler failed"));
-    assert_eq!(str_field(line, "logger"), Some("corrlog"));
+    let line = error_line(&lines, "boom: the handler failed");
+    assert_eq!(str_field(line, "logger"), Some("corrlog::panic"));
+    assert!(str_field(line, "panic.location").is_some(), "{line}");
+    // One panic, one ERROR line, besides the access line.
+    let errors = lines
+        .iter()
+        .filter(|l| str_field(l, "level") == Some("ERROR"));
+    assert_eq!(errors.count(), 2, "{lines:#?}");
     assert!(lines
         .iter()
         .any(|l| str_field(l, "message") == Some("about to panic")));
@@ -120,7 +125,7 @@ fn a_panicking_handler_gets_a_500_with_the_id_and_an_error_line() {
     let res = fetch(&server, "/boom", None);
     assert_eq!(res.status, 500);
     assert!(is_uuid_v4(&res.id));
-    error_line(&lines_of(&server, &res.id), "request handler panicked");
+    error_line(&lines_of(&server, &res.id), "boom: the handler failed");
     let ok = fetch(&server, "/", None);
     assert_eq!(ok.status, 200);
     assert_eq!(ok.body, r#"{"status":"ok"}"#);
@@ -163,7 +168,11 @@ fn a_panicking_body_is_cut_short_and_logged_with_the_id() {
     assert_eq!(res.status, 200);
     assert_eq!(res.id, "body-panic-1");
     let lines = lines_of(&server, "body-panic-1");
-    let line = error_line(&lines, "response body panicked; ending the body early");
-    assert_eq!(str_field(line, "panic"), Some("body exploded"));
+    let line = error_line(&lines, "body exploded");
+    assert_eq!(str_field(line, "logger"), Some("corrlog::panic"));
+    let errors = lines
+        .iter()
+        .filter(|l| str_field(l, "level") == Some("ERROR"));
+    assert_eq!(errors.count(), 2, "{lines:#?}");
     assert_eq!(fetch(&server, "/", None).status, 200);
 }

@@ -55,7 +55,6 @@ async fn boom() -> &'static str {
 /// Serves the routes with `layer` on a two-worker runtime; runs `f` with
 /// the address; returns the parsed lines (every one must be JSON).
 fn serve(layer: LogLayer<Capture>, f: impl FnOnce(SocketAddr)) -> Vec<Value> {
-    corrlog::install_panic_hook();
     let capture = layer.sink().clone();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let runtime = corrlog::testing::runtime_with(dispatch.clone(), 2);

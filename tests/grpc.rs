@@ -306,10 +306,12 @@ fn a_panicking_handler_becomes_internal_with_the_id_and_the_server_keeps_serving
         let lines = server.lines_for(id);
         let panic_line = lines
             .iter()
-            .find(|l| l["message"] == "request handler panicked")
+            .find(|l| l["message"] == "boom: the handler panicked")
             .unwrap_or_else(|| panic!("{lines:#?}"));
         assert_eq!(panic_line["level"], "ERROR");
-        assert_eq!(panic_line["panic"], "boom: the handler panicked");
+        assert_eq!(panic_line["logger"], "corrlog::panic");
+        let errors = lines.iter().filter(|l| l["level"] == "ERROR").count();
+        assert_eq!(errors, 2, "one panic line and the access line: {lines:#?}");
         let access = server.access_line(id);
         assert_eq!(access["level"], "ERROR");
         assert_eq!(access["reason"], "panic");
@@ -501,10 +503,9 @@ fn a_panic_in_a_response_stream_ends_it_with_internal_and_the_id() {
         "internal error; request id grpc-stream-panic"
     );
     let lines = server.lines_for("grpc-stream-panic");
-    assert!(lines.iter().any(
-        |l| l["message"] == "response body panicked; ending the body early"
-            && l["level"] == "ERROR"
-    ));
+    assert!(lines
+        .iter()
+        .any(|l| l["logger"] == "corrlog::panic" && l["level"] == "ERROR"));
     let access = server.access_line("grpc-stream-panic");
     assert_eq!(access["reason"], "body_panic");
     assert_eq!(access["grpc_status_name"], "INTERNAL");

@@ -40,7 +40,7 @@ fn writer_state() -> (u64, bool) {
 #[cfg(target_os = "linux")]
 #[test]
 fn an_idle_writer_uses_no_cpu() {
-    let (pipeline, guard) = Pipeline::builder(io::sink()).flush_on_panic(false).start();
+    let (pipeline, guard) = Pipeline::builder(io::sink()).start();
     for _ in 0..100 {
         pipeline.write_line(b"{}\n");
     }

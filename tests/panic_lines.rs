@@ -85,7 +85,17 @@ fn pretty_lines_keep_the_standard_panic_text() {
     assert!(response.starts_with("HTTP/1.1 500"), "{response}");
     let (out, err) = stop(demo, stdout);
     assert!(err.contains("panicked at"), "never silent: {err}");
-    assert!(!out.contains("corrlog::panic:"), "{out}");
+    // The log still has the panic as one ERROR line with the request's id
+    // (written where corrlog caught it: no location, which stderr has).
+    let panics: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("ERROR corrlog::panic: boom: the handler failed"))
+        .collect();
+    assert_eq!(panics.len(), 1, "{out}");
+    assert!(panics[0].contains("request_id=boom-2"), "{out}");
+    assert!(!panics[0].contains("panic.location"), "{out}");
+    let errors = out.lines().filter(|l| l.contains(" ERROR ")).count();
+    assert_eq!(errors, 2, "the panic line and the access line: {out}");
 }
 
 #[test]

@@ -130,7 +130,6 @@ fn slow_sink_with_drop_never_slows_requests_and_counts_every_drop() {
     let (pipeline, guard) = Pipeline::builder(slow)
         .queue_bytes(4 * 1024)
         .backpressure(Backpressure::Drop)
-        .flush_on_panic(false)
         .start();
     let latencies = serve_and_load(pipeline, 400);
     let report = guard.shutdown(Duration::from_secs(30));
@@ -175,7 +174,6 @@ fn slow_sink_with_block_loses_nothing() {
         .backpressure(Backpressure::Block {
             max_wait: Duration::from_secs(10),
         })
-        .flush_on_panic(false)
         .start();
     serve_and_load(pipeline, 400);
     let report = guard.shutdown(Duration::from_secs(30));
@@ -188,7 +186,7 @@ fn slow_sink_with_block_loses_nothing() {
 }
 
 fn keeps_answering_with(output: impl Write + Send + 'static) -> Stats {
-    let (pipeline, guard) = Pipeline::builder(output).flush_on_panic(false).start();
+    let (pipeline, guard) = Pipeline::builder(output).start();
     let stats_handle = guard.pipeline();
     let latencies = serve_and_load(pipeline, 200);
     assert_eq!(latencies.len(), 200, "every request answered");
@@ -218,10 +216,7 @@ fn a_failing_output_can_fall_back_to_stderr() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let (pipeline, guard) = Pipeline::builder(full)
-        .fallback_to_stderr(true)
-        .flush_on_panic(false)
-        .start();
+    let (pipeline, guard) = Pipeline::builder(full).fallback_to_stderr(true).start();
     for i in 0..3 {
         pipeline.write_line(format!("{{\"fallback_line\":{i}}}\n").as_bytes());
     }
@@ -246,7 +241,6 @@ fn shutdown_under_load_reports_what_reached_the_sink() {
     let capture = Capture::new();
     let (pipeline, guard) = Pipeline::builder(capture.clone())
         .queue_bytes(64 * 1024)
-        .flush_on_panic(false)
         .start();
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry().with(LogLayer::json(pipeline.clone())),

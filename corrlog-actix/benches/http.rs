@@ -102,7 +102,7 @@ fn main() {
         .max_bytes(None)
         .open()
         .unwrap();
-    let (pipeline, guard) = Pipeline::builder(file).flush_on_panic(false).start();
+    let (pipeline, guard) = Pipeline::builder(file).start();
     tracing::subscriber::set_global_default(
         tracing_subscriber::registry()
             .with(LogLayer::json(pipeline))

@@ -208,8 +208,8 @@ fn errors_from_inner_middleware_and_panics_in_call_carry_the_id() {
     let all = server.lines();
     assert!(all.iter().any(|l| {
         str_field(l, "request_id") == Some("sync-panic-1")
-            && l["message"] == "request handler panicked"
-            && l["panic"] == "panicked in call"
+            && l["logger"] == "corrlog::panic"
+            && l["message"] == "panicked in call"
     }));
 }
 

@@ -110,7 +110,9 @@ fn ends(cfg: &mut web::ServiceConfig) {
         web::get().to(|| async {
             HttpResponse::Ok().streaming(Chunks::<_> {
                 sent: false,
-                end: || -> Option<Result<Bytes, std::io::Error>> { panic!("body boom") },
+                end: || -> Option<Result<Bytes, std::io::Error>> {
+                    panic!("{}", suites::ENDS_BODY_PANIC)
+                },
             })
         }),
     )

@@ -23,7 +23,7 @@ use super::time::TimestampCache;
 use super::visitor::{FieldVisitor, Target};
 use crate::context::buffer::{BufferTarget, Offer, Phase};
 use crate::context::{RequestContext, ACCESS_TARGET, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
-use crate::panic::{catch_panic, mark_panic_line_written, PANIC_TARGET};
+use crate::panic::{catch_panic, install_hook, mark_panic_line_written, HOOK_EVENT, PANIC_TARGET};
 
 /// Buffers above this size are released after use, so one huge event does
 /// not pin its memory in every thread forever.
@@ -260,9 +260,24 @@ impl<W: Sink> LogLayer<W> {
     /// Whether a panic on a thread using this layer is written as one
     /// ERROR line (target `corrlog::panic`) with its message, location,
     /// thread, backtrace (when `RUST_BACKTRACE` asks for one) and the
-    /// request's ids. On by default; takes effect once
-    /// [`install_panic_hook`](crate::install_panic_hook) has run (the
-    /// [builder](crate::Builder) does that).
+    /// request's ids, instead of the standard library's multi-line text on
+    /// stderr. On by default: adding the layer to a subscriber installs
+    /// corrlog's panic hook, once per process. The hook calls the hook
+    /// that was set before it (other than the standard library's, whose
+    /// text the line replaces); a hook set after it replaces it unless it
+    /// calls the one it found, so set such hooks before logging starts.
+    /// With panic lines off, the standard library's text is printed as
+    /// usual, and a panic corrlog catches (a handler's) is still written as
+    /// one ERROR line with its message.
+    ///
+    /// ```
+    /// use corrlog::{testing::TestLogs, LogLayer};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let logs = TestLogs::new();
+    /// let layer = LogLayer::json(logs.clone()).panic_lines(false);
+    /// # drop(tracing_subscriber::registry().with(layer));
+    /// ```
     #[must_use]
     pub fn panic_lines(mut self, on: bool) -> Self {
         self.panic_lines = on;
@@ -568,6 +583,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: Sink,
 {
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        if self.panic_lines {
+            install_hook(None);
+        }
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
@@ -594,7 +615,8 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let panic_line = event.metadata().target() == PANIC_TARGET;
+        let meta = event.metadata();
+        let panic_line = meta.target() == PANIC_TARGET && meta.name() == HOOK_EVENT;
         if panic_line && !self.panic_lines {
             return;
         }

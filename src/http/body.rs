@@ -8,10 +8,9 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use super::access::Record;
-use super::exchange::log_body_panic;
 use super::grpc;
 use crate::context::RequestContext;
-use crate::panic::{catch_panic, panic_message};
+use crate::panic::{catch_panic, log_caught_panic};
 
 pin_project! {
     /// The response body of [`RequestService`](super::RequestService): polls the inner
@@ -162,7 +161,7 @@ where
                                 (poll, ended)
                             }
                             Err(payload) => {
-                                log_body_panic(panic_message(&payload));
+                                log_caught_panic(&payload);
                                 if let Some(mut record) = access.take() {
                                     if let Some(rpc) = record.grpc.as_mut() {
                                         rpc.status = Some(grpc::INTERNAL);

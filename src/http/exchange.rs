@@ -16,7 +16,7 @@ use super::{grpc, trace_context, Config};
 use crate::context::{
     RequestContext, RequestId, TraceContext, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET,
 };
-use crate::panic::{catch_panic, panic_message};
+use crate::panic::{catch_panic, log_caught_panic};
 
 /// What [`begin`] settles for a request.
 pub(crate) struct Begun {
@@ -116,20 +116,6 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
         #[cfg(feature = "opentelemetry")]
         edge: config.edge,
     }
-}
-
-/// Logs a caught handler panic, inside the request's context.
-pub(crate) fn log_handler_panic(message: &str) {
-    tracing::error!(target: "corrlog", panic = message, "request handler panicked");
-}
-
-/// Logs a caught panic of the response body, inside the request's context.
-pub(crate) fn log_body_panic(message: &str) {
-    tracing::error!(
-        target: "corrlog",
-        panic = message,
-        "response body panicked; ending the body early"
-    );
 }
 
 /// One request on its way through a framework that is not tower-based:
@@ -284,8 +270,7 @@ impl Exchange {
     /// status 500 and reason `panic`, and `None` is returned, for the
     /// integration to answer 500 (with [`Exchange::id_header`]).
     pub fn catch_handler<R>(&mut self, f: impl FnOnce() -> R) -> Option<R> {
-        let outcome = self
-            .run(|| catch_panic(f).map_err(|payload| log_handler_panic(panic_message(&payload))));
+        let outcome = self.run(|| catch_panic(f).map_err(|payload| log_caught_panic(&payload)));
         match outcome {
             Ok(value) => Some(value),
             Err(()) => {
@@ -303,8 +288,7 @@ impl Exchange {
     /// is written with reason `body_panic`, and `None` is returned, for the
     /// integration to end the body.
     pub fn catch_body<R>(&mut self, f: impl FnOnce() -> R) -> Option<R> {
-        let outcome =
-            self.run(|| catch_panic(f).map_err(|payload| log_body_panic(panic_message(&payload))));
+        let outcome = self.run(|| catch_panic(f).map_err(|payload| log_caught_panic(&payload)));
         match outcome {
             Ok(value) => Some(value),
             Err(()) => {
@@ -533,12 +517,12 @@ mod tests {
             ex.end();
         });
         assert!(lines.iter().any(|l| l["message"] == "in handler"));
-        let panicked = lines
-            .iter()
-            .find(|l| l["message"] == "request handler panicked")
-            .unwrap();
-        assert_eq!(panicked["level"], "ERROR");
-        assert_eq!(panicked["panic"], "handler bug");
+        // One ERROR line for the panic, one for the access line.
+        let errors: Vec<_> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0]["message"], "handler bug");
+        assert_eq!(errors[0]["logger"], "corrlog::panic");
+        assert_eq!(errors[0]["request_id"], "h-1");
         let line = access(&lines);
         assert_eq!(line["status"], 500);
         assert_eq!(line["reason"], "panic");
@@ -555,11 +539,10 @@ mod tests {
             // Written already: nothing more.
             ex.end_with_error();
         });
-        let panicked = lines
-            .iter()
-            .find(|l| l["message"] == "response body panicked; ending the body early")
-            .unwrap();
-        assert_eq!(panicked["panic"], "body bug");
+        let errors: Vec<_> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0]["message"], "body bug");
+        assert_eq!(errors[0]["logger"], "corrlog::panic");
         assert_eq!(access(&lines)["reason"], "body_panic");
     }
 

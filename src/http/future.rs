@@ -11,10 +11,9 @@ use tracing::Span;
 
 use super::access::Record;
 use super::body::ResponseBody;
-use super::exchange::log_handler_panic;
 use super::grpc;
 use crate::context::RequestContext;
-use crate::panic::{catch_panic, panic_message, PanicPayload};
+use crate::panic::{catch_panic, log_caught_panic, PanicPayload};
 
 pin_project! {
     /// The response future of [`RequestService`](super::RequestService): polls the inner
@@ -134,7 +133,7 @@ where
             // Drop the inner future here, inside the request context.
             this.fut.set(None);
             if let Err(payload) = &outcome {
-                log_handler_panic(panic_message(payload));
+                log_caught_panic(payload);
             }
             outcome
         };

@@ -781,10 +781,7 @@ mod tests {
             .opener(flaky_open)
             .open()
             .unwrap();
-        let (p, guard) = Pipeline::builder(file)
-            .batch_delay(Duration::ZERO)
-            .flush_on_panic(false)
-            .start();
+        let (p, guard) = Pipeline::builder(file).batch_delay(Duration::ZERO).start();
         let mut n = 0;
         let mut send = |count: u32| {
             for _ in 0..count {

@@ -203,7 +203,6 @@ pub struct Builder {
     backpressure: Backpressure,
     queue_bytes: usize,
     fallback_to_stderr: bool,
-    flush_on_panic: bool,
     layer: RequestLayer,
     redaction: Redaction,
     service: Service,
@@ -230,7 +229,6 @@ pub fn builder() -> Builder {
         backpressure: Backpressure::default(),
         queue_bytes: DEFAULT_QUEUE_BYTES,
         fallback_to_stderr: false,
-        flush_on_panic: true,
         layer: RequestLayer::new(),
         redaction: Redaction::default(),
         service: Service::default(),
@@ -415,18 +413,6 @@ impl Builder {
         self
     }
 
-    /// Flush queued lines from a panic hook. On by default; see
-    /// [`PipelineBuilder::flush_on_panic`](crate::output::PipelineBuilder::flush_on_panic).
-    ///
-    /// ```
-    /// let builder = corrlog::builder().flush_on_panic(false);
-    /// # drop(builder);
-    /// ```
-    pub fn flush_on_panic(mut self, on: bool) -> Self {
-        self.flush_on_panic = on;
-        self
-    }
-
     /// The tower layer [`Logging::request_layer`] returns, e.g. with other
     /// headers or edge mode. Defaults to [`RequestLayer::new`].
     ///
@@ -490,9 +476,11 @@ impl Builder {
 
     /// Whether a panic is written as one ERROR line in the configured
     /// format, instead of the standard library's multi-line text on stderr
-    /// (see [`crate::install_panic_hook`] for what the line holds and how
+    /// (see [`LogLayer::panic_lines`] for what the line holds and how
     /// other hooks are kept). On by default for JSON and the vendor
     /// formats, off for pretty lines, where the usual text reads better.
+    /// Either way, queued lines are flushed when a thread panics (see
+    /// [`Pipeline`](crate::output::Pipeline#panics)).
     ///
     /// ```
     /// let builder = corrlog::builder().panic_lines(false);
@@ -617,11 +605,7 @@ impl Builder {
             .report_style(style, constant)
             .backpressure(self.backpressure)
             .fallback_to_stderr(self.fallback_to_stderr)
-            .flush_on_panic(self.flush_on_panic)
             .start();
-        if panic_lines {
-            crate::panic::install_panic_hook();
-        }
         // The OTLP output: its own pipeline (a slow collector never holds
         // up the lines), fed JSON lines with the same redaction and
         // identity, which its writer turns into records.
@@ -634,7 +618,6 @@ impl Builder {
                     .report_style(Style::Json, json_constant)
                     .backpressure(self.backpressure)
                     .fallback_to_stderr(false)
-                    .flush_on_panic(self.flush_on_panic)
                     .start();
                 let mut otlp_layer = LogLayer::with_style(pipeline, Style::Json)
                     .redaction(self.redaction.clone())
@@ -769,7 +752,6 @@ mod tests {
                 .format(Format::Json)
                 .level(level)
                 .output(Output::Writer(Box::new(capture.clone())))
-                .flush_on_panic(false)
                 .use_env(false)
                 .build()
                 .unwrap();
@@ -797,7 +779,6 @@ mod tests {
         let (subscriber, logging) = builder()
             .preset(Preset::Production)
             .output(Output::Writer(Box::new(capture.clone())))
-            .flush_on_panic(false)
             .use_env(false)
             .build()
             .unwrap();

@@ -607,6 +607,9 @@ pub const ENDS_ROUTES: [&str; 5] = ["/boom", "/broken", "/body-panic", "/forever
 /// The panic message of `GET /boom` in [`ENDS_ROUTES`].
 pub const ENDS_PANIC: &str = "access boom";
 
+/// The panic message of `GET /body-panic`'s body in [`ENDS_ROUTES`].
+pub const ENDS_BODY_PANIC: &str = "body boom";
+
 /// A GET of `path` with `headers` on a new connection.
 pub fn send(server: &TestServer, path: &str, headers: &[&[u8]]) -> RawResponse {
     one(server, &get_request(path, headers))
@@ -760,14 +763,19 @@ pub fn every_way_a_request_ends(server: &TestServer, on_disconnect: OnDisconnect
             .cloned()
             .unwrap_or_else(|| panic!("{id}: no {message:?} line"))
     };
-    let panic_line = error_line("end-panic", "request handler panicked");
-    assert_eq!(panic_line["panic"], ENDS_PANIC);
-    assert_eq!(panic_line["level"], "ERROR");
-    let body_panic = error_line(
-        "end-body-panic",
-        "response body panicked; ending the body early",
-    );
-    assert_eq!(body_panic["level"], "ERROR");
+    // One panic, one ERROR line (the hook's), besides the access line.
+    for (id, message) in [
+        ("end-panic", ENDS_PANIC),
+        ("end-body-panic", ENDS_BODY_PANIC),
+    ] {
+        let panic_line = error_line(id, message);
+        assert_eq!(panic_line["level"], "ERROR", "{id}");
+        assert_eq!(panic_line["logger"], "corrlog::panic", "{id}");
+        let errors = all
+            .iter()
+            .filter(|l| str_field(l, "request_id") == Some(id) && l["level"] == "ERROR");
+        assert_eq!(errors.count(), 2, "{id}");
+    }
 }
 
 /// GET `url` with `headers`; returns the response's id and JSON body.

@@ -109,6 +109,17 @@ pub struct ShutdownReport {
 /// one queue and two small state machines (`state.rs`); one process-wide
 /// panic hook (`panic_hook.rs`) flushes every pipeline.
 ///
+/// # Panics
+///
+/// When a thread panics, corrlog's panic hook (installed when the first
+/// pipeline starts) writes out what every pipeline has queued, waiting at
+/// most 500 ms, before the previous hook runs and the process, perhaps,
+/// dies. For a panic that corrlog itself catches (a handler's, turned into
+/// a 500) it waits at most 20 ms: the process lives on, and a panicking
+/// endpoint must not stall a worker thread behind a slow output. A panic
+/// hook set later (e.g. by an error-reporting crate) replaces it unless
+/// that hook calls the one it found: set such hooks before logging starts.
+///
 /// Each encoded line is copied into one shared in-memory queue, bounded by
 /// **bytes**, and a dedicated writer thread (a plain OS thread, so it works
 /// without a tokio runtime and after it has shut down) writes everything
@@ -196,7 +207,6 @@ pub struct PipelineBuilder {
     capacity: usize,
     policy: Backpressure,
     fallback_to_stderr: bool,
-    flush_on_panic: bool,
     linger: Duration,
     style: Style,
     constant: Constant,
@@ -211,7 +221,6 @@ impl fmt::Debug for PipelineBuilder {
             .field("queue_bytes", &self.capacity)
             .field("policy", &self.policy)
             .field("fallback_to_stderr", &self.fallback_to_stderr)
-            .field("flush_on_panic", &self.flush_on_panic)
             .field("batch_delay", &self.linger)
             .finish_non_exhaustive()
     }
@@ -275,29 +284,6 @@ impl PipelineBuilder {
         self
     }
 
-    /// Install a panic hook that writes out what is queued (waiting at
-    /// most 500 ms) before the panic message is printed and the process,
-    /// perhaps, dies. On by default; the previous hook still runs
-    /// afterwards. For a panic that corrlog itself catches (a handler's,
-    /// turned into a 500) it waits at most 20 ms: the process lives on,
-    /// and a panicking endpoint must not stall a worker thread behind a
-    /// slow output.
-    ///
-    /// One hook serves every pipeline of the process; it is installed when
-    /// the first pipeline with this option starts. A panic hook set after
-    /// that (e.g. by an error-reporting crate) replaces it unless that
-    /// hook calls the one it found: set such hooks before starting
-    /// logging.
-    ///
-    /// ```
-    /// let builder = corrlog::output::Pipeline::builder(std::io::sink()).flush_on_panic(false);
-    /// # drop(builder);
-    /// ```
-    pub fn flush_on_panic(mut self, on: bool) -> Self {
-        self.flush_on_panic = on;
-        self
-    }
-
     /// Lays out the in-band report of dropped lines like the pipeline's
     /// other lines (pretty on a console).
     pub(crate) fn report_style(mut self, style: Style, constant: Constant) -> Self {
@@ -331,9 +317,7 @@ impl PipelineBuilder {
             .spawn(move || writer.run())
             .expect("failed to spawn the corrlog writer thread");
         shared.set_writer_thread(handle.thread().id());
-        if self.flush_on_panic {
-            panic_hook::install(Arc::downgrade(&shared));
-        }
+        panic_hook::install(Arc::downgrade(&shared));
         let pipeline = Pipeline {
             shared: shared.clone(),
         };
@@ -365,7 +349,6 @@ impl Pipeline {
             capacity: DEFAULT_QUEUE_BYTES,
             policy: Backpressure::default(),
             fallback_to_stderr: false,
-            flush_on_panic: true,
             linger: DEFAULT_BATCH_DELAY,
             style: Style::Json,
             constant: Constant::default(),

@@ -25,8 +25,7 @@ pub(super) const PANIC_FLUSH_WAIT: Duration = Duration::from_millis(500);
 pub(super) const CAUGHT_PANIC_FLUSH_WAIT: Duration = Duration::from_millis(20);
 
 /// Registers a pipeline with corrlog's panic hook (installed the first
-/// time; see [`crate::install_panic_hook`]), which flushes it after the
-/// panic line is written.
+/// time), which flushes it after the panic line is written.
 pub(super) fn install(shared: Weak<Shared>) {
     {
         let mut list = PANIC_FLUSHED

@@ -12,9 +12,7 @@ use std::time::Instant;
 #[test]
 fn lines_are_written_in_order_and_counted() {
     let capture = Capture::new();
-    let (p, guard) = Pipeline::builder(capture.clone())
-        .flush_on_panic(false)
-        .start();
+    let (p, guard) = Pipeline::builder(capture.clone()).start();
     for i in 0..1000 {
         p.write_line(format!("{{\"i\":{i}}}\n").as_bytes());
     }
@@ -31,9 +29,7 @@ fn lines_are_written_in_order_and_counted() {
 #[test]
 fn lines_after_shutdown_are_dropped_and_counted() {
     let capture = Capture::new();
-    let (p, guard) = Pipeline::builder(capture.clone())
-        .flush_on_panic(false)
-        .start();
+    let (p, guard) = Pipeline::builder(capture.clone()).start();
     let report = guard.shutdown(Duration::from_secs(5));
     assert_eq!(report.stats.written, 0);
     p.write_line(b"{}\n");
@@ -43,10 +39,7 @@ fn lines_after_shutdown_are_dropped_and_counted() {
 #[test]
 fn a_line_larger_than_the_queue_is_dropped() {
     let capture = Capture::new();
-    let (p, guard) = Pipeline::builder(capture.clone())
-        .queue_bytes(16)
-        .flush_on_panic(false)
-        .start();
+    let (p, guard) = Pipeline::builder(capture.clone()).queue_bytes(16).start();
     p.write_line(&[b'x'; 17]);
     p.write_line(b"{}\n");
     let report = guard.shutdown(Duration::from_secs(5));
@@ -60,9 +53,7 @@ fn a_line_larger_than_the_queue_is_dropped() {
 #[test]
 fn flush_waits_for_the_output() {
     let capture = Capture::new();
-    let (p, _guard) = Pipeline::builder(capture.clone())
-        .flush_on_panic(false)
-        .start();
+    let (p, _guard) = Pipeline::builder(capture.clone()).start();
     p.write_line(b"{\"a\":1}\n");
     assert!(p.flush(Duration::from_secs(5)));
     assert_eq!(capture.lines().len(), 1);
@@ -100,7 +91,6 @@ fn unbounded_waits_are_accepted() {
         .backpressure(Backpressure::Block {
             max_wait: Duration::MAX,
         })
-        .flush_on_panic(false)
         .start();
     for i in 0..40 {
         p.write_line(format!("{{\"i\":{i:02}}}\n").as_bytes());
@@ -123,7 +113,6 @@ fn callers_blocked_when_shutdown_starts_still_get_their_lines_written() {
         .backpressure(Backpressure::Block {
             max_wait: Duration::from_secs(30),
         })
-        .flush_on_panic(false)
         .start();
     // One line being written (200 ms), four filling the queue...
     p.write_line(line(0).as_bytes());
@@ -205,7 +194,6 @@ fn a_fast_writer_does_not_stop_before_blocked_callers_get_in() {
             .backpressure(Backpressure::Block {
                 max_wait: Duration::from_secs(30),
             })
-            .flush_on_panic(false)
             .start();
         // One line held in the gate, four filling the queue, eight
         // callers blocked.
@@ -247,7 +235,6 @@ fn a_shutdown_that_times_out_reports_what_was_not_written() {
     let capture = Capture::new();
     let (p, guard) = Pipeline::builder(slow(&capture, 1000))
         .batch_delay(Duration::ZERO)
-        .flush_on_panic(false)
         .start();
     p.write_line(b"{\"a\":1}\n");
     // The writer is now inside its 200 ms write of the first line.
@@ -324,7 +311,6 @@ fn a_partial_batch_counts_the_whole_lines_that_went_out() {
         taken: 0,
     })
     .batch_delay(Duration::ZERO)
-    .flush_on_panic(false)
     .start();
     // The first line holds the writer in the gate; the other 19 gather
     // into one batch, which the output takes only part of.
