@@ -153,7 +153,7 @@ fn main() {
 
     // Part 1: one DEBUG event, on the caller.
     let ctx = RequestContext::new(RequestId::generate());
-    ctx.bind("tenant", "acme");
+    ctx.clone().run(|| corrlog::bind("tenant", "acme"));
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); caller_stacks.len()];
     for round in 0..=ROUNDS {
         for ((_, dispatch), s) in caller_stacks.iter().zip(&mut samples) {

@@ -248,7 +248,7 @@ fn main() {
         stacks.retain(|s| s.name == "floor" || keep.iter().any(|k| s.name.contains(k.as_str())));
     }
     let ctx = RequestContext::new(RequestId::generate());
-    ctx.bind("tenant", "acme");
+    ctx.clone().run(|| corrlog::bind("tenant", "acme"));
     // Warm-up round, discarded.
     for s in &mut stacks {
         run_round(s, &ctx);

@@ -104,7 +104,9 @@ fn main() {
             let (subscriber, logging) = corrlog::builder()
                 .format(corrlog::Format::Json)
                 .level("info")
-                .output(corrlog::Output::Writer(Box::new(std::io::sink())))
+                .output(corrlog::output::Destination::Writer(Box::new(
+                    std::io::sink(),
+                )))
                 .use_env(false)
                 .build()
                 .unwrap();

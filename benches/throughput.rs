@@ -43,7 +43,7 @@ fn main() {
             std::thread::spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
                     let ctx = RequestContext::new(RequestId::generate());
-                    ctx.bind("tenant", "acme");
+                    ctx.clone().run(|| corrlog::bind("tenant", "acme"));
                     ctx.run(|| {
                         for i in 0..per_thread {
                             tracing::info!(thread = t, i, user = "alice", "processing order");

@@ -105,7 +105,7 @@ pub use crate::fmt::layer::LogLayer;
 pub use crate::http::layer::RequestLayer;
 #[cfg(feature = "signal")]
 pub use crate::setup::shutdown_signal;
-pub use crate::setup::{builder, Builder, BuiltSubscriber, Format, Logging, Output, Preset};
+pub use crate::setup::{builder, Builder, BuiltSubscriber, Format, Logging, Preset};
 
 /// Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]

@@ -76,8 +76,8 @@ fn an_event_in_steady_state_allocates_nothing() {
                 Some(TraceContext::new_root()),
                 X_REQUEST_ID,
             );
-            ctx.bind("user_id", "u-123");
             ctx.run(|| {
+                corrlog::bind("user_id", "u-123");
                 let span = tracing::info_span!("handler", route = "/orders/{id}");
                 let _entered = span.enter();
                 let event = || {
@@ -125,8 +125,8 @@ fn a_buffered_line_in_steady_state_allocates_nothing() {
         .with(LogLayer::json(pipeline).buffering(buffering));
     tracing::subscriber::with_default(subscriber, || {
         let ctx = RequestContext::new(RequestId::generate());
-        ctx.bind("user_id", "u-123");
         ctx.clone().run(|| {
+            corrlog::bind("user_id", "u-123");
             let event = || tracing::debug!(order_id = 42, user = "alice", "cache lookup");
             // Warm up: the buffer reaches its cap and evicts from then on.
             for _ in 0..2_000 {
@@ -141,7 +141,7 @@ fn a_buffered_line_in_steady_state_allocates_nothing() {
             assert_eq!(counted, 0);
         });
         // The newest lines are still buffered, written on a flush.
-        assert!(ctx.flush_buffer());
+        assert!(ctx.run(corrlog::flush_buffer));
     });
     let report = guard.shutdown(Duration::from_secs(5));
     assert!(report.stats.written > 0);

@@ -19,8 +19,9 @@ use axum::routing::get;
 use axum::Router;
 use corrlog::fmt::Buffering;
 use corrlog::http::AccessLog;
+use corrlog::output::Destination;
 use corrlog::output::{Backpressure, Capture};
-use corrlog::{Format, Logging, Output, RequestLayer};
+use corrlog::{Format, Logging, RequestLayer};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
@@ -49,9 +50,9 @@ impl Server {
             .request_layer(layer)
             .format(Format::Json)
             .level("info")
-            .buffer(buffering)
+            .buffering(buffering)
             .backpressure(backpressure)
-            .output(Output::Writer(Box::new(capture.clone())))
+            .output(Destination::Writer(Box::new(capture.clone())))
             .use_env(false)
             .build()
             .unwrap();

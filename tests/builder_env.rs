@@ -65,7 +65,9 @@ fn environment_overrides_the_code() {
     std::env::remove_var("CORRLOG_FILE");
     let capture = corrlog::testing::TestLogs::new();
     let (subscriber, logging) = corrlog::builder()
-        .output(corrlog::Output::Writer(Box::new(capture.capture().clone())))
+        .output(corrlog::output::Destination::Writer(Box::new(
+            capture.capture().clone(),
+        )))
         .build()
         .unwrap();
     tracing::subscriber::with_default(subscriber, || {

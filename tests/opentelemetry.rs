@@ -392,7 +392,9 @@ fn the_builder_s_subscriber_takes_the_tracing_opentelemetry_layer() {
     let capture = Capture::new();
     let (subscriber, logging) = corrlog::builder()
         .format(corrlog::Format::Json)
-        .output(corrlog::Output::Writer(Box::new(capture.clone())))
+        .output(corrlog::output::Destination::Writer(Box::new(
+            capture.clone(),
+        )))
         .use_env(false)
         .build()
         .unwrap();

@@ -197,7 +197,9 @@ impl Service {
         let capture = Capture::new();
         let (subscriber, logging) = corrlog::builder()
             .format(corrlog::Format::Json)
-            .output(corrlog::Output::Writer(Box::new(capture.clone())))
+            .output(corrlog::output::Destination::Writer(Box::new(
+                capture.clone(),
+            )))
             .service(corrlog::fmt::Service::new("orders-svc").version("1.2.3"))
             .backpressure(backpressure)
             .use_env(false)
@@ -477,7 +479,9 @@ fn the_exporter_never_logs_into_its_own_pipeline() {
     let (subscriber, logging) = corrlog::builder()
         .format(corrlog::Format::Json)
         .level("trace")
-        .output(corrlog::Output::Writer(Box::new(capture.clone())))
+        .output(corrlog::output::Destination::Writer(Box::new(
+            capture.clone(),
+        )))
         .use_env(false)
         .otlp(fast(&receiver.base()))
         .build()

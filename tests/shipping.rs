@@ -9,7 +9,8 @@ use corrlog::context::TraceContext;
 use corrlog::fmt::Service;
 use corrlog::http::X_REQUEST_ID;
 use corrlog::output::Capture;
-use corrlog::{Format, Output, RequestContext, RequestId};
+use corrlog::output::Destination;
+use corrlog::{Format, RequestContext, RequestId};
 use serde_json::{Map, Value};
 
 const RECIPES: &str = include_str!("../docs/shipping.md");
@@ -25,7 +26,7 @@ fn lines() -> (Vec<String>, Vec<Map<String, Value>>) {
                 .version("1.4.2")
                 .environment("production"),
         )
-        .output(Output::Writer(Box::new(capture.clone())))
+        .output(Destination::Writer(Box::new(capture.clone())))
         .use_env(false)
         .build()
         .unwrap();

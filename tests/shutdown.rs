@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use corrlog::{Output, Preset};
+use corrlog::output::Destination;
+use corrlog::Preset;
 
 const LINES_PER_REQUEST: usize = 200;
 const REQUESTS: usize = 4;
@@ -52,7 +53,9 @@ fn serve_until_sigterm(path: std::ffi::OsString) {
         .unwrap();
     let logging = corrlog::builder()
         .preset(Preset::Production)
-        .output(Output::file(std::path::PathBuf::from(path)))
+        .output(Destination::File(corrlog::output::RollingFile::builder(
+            std::path::PathBuf::from(path),
+        )))
         .use_env(false)
         .init()
         .unwrap();

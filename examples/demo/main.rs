@@ -54,7 +54,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // logs through corrlog's OTLP output (the builder reads the variable).
     #[cfg(all(feature = "otlp", feature = "opentelemetry"))]
     let (logging, spans) = match otel::spans() {
-        Ok(Some((layer, provider))) => (builder.init_with(Some(layer)), Some(provider)),
+        Ok(Some((layer, provider))) => {
+            use tracing_subscriber::layer::SubscriberExt;
+            // The built subscriber with the span layer on top, installed
+            // here (the demo routes no `log` records).
+            let installed = builder.build().map(|(subscriber, logging)| {
+                if tracing::subscriber::set_global_default(subscriber.with(layer)).is_err() {
+                    eprintln!("demo: a global subscriber was already set");
+                    std::process::exit(1);
+                }
+                logging
+            });
+            (installed, Some(provider))
+        }
         Ok(None) => (builder.init(), None),
         Err(msg) => {
             eprintln!("demo: {msg}");

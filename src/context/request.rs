@@ -41,8 +41,8 @@ tokio::task_local! {
 /// use corrlog::{RequestContext, RequestId};
 ///
 /// let ctx = RequestContext::new(RequestId::new("job-42").unwrap());
-/// ctx.bind("queue", "emails");
 /// ctx.run(|| {
+///     corrlog::bind("queue", "emails");
 ///     tracing::info!("sending"); // carries request_id "job-42" and queue "emails"
 ///     assert_eq!(corrlog::request_id().unwrap().as_str(), "job-42");
 /// });
@@ -188,18 +188,9 @@ impl RequestContext {
     }
 
     /// Binds a field: every later line of this request carries it as a
-    /// top-level JSON field. Binding a key again replaces its value.
-    ///
-    /// ```
-    /// use corrlog::{FieldValue, RequestContext, RequestId};
-    ///
-    /// let ctx = RequestContext::new(RequestId::generate());
-    /// ctx.bind("tenant", "acme");
-    /// ctx.bind("attempt", 2);
-    /// ctx.bind("attempt", 3);
-    /// assert_eq!(ctx.field("attempt"), Some(FieldValue::I64(3)));
-    /// ```
-    pub fn bind(&self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
+    /// top-level JSON field. Binding a key again replaces its value. The
+    /// public way is [`crate::bind`], on the current request.
+    pub(crate) fn bind(&self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
         let field = BoundField {
             key: key.into(),
             value: value.into(),
@@ -219,7 +210,7 @@ impl RequestContext {
     /// use corrlog::{FieldValue, RequestContext, RequestId};
     ///
     /// let ctx = RequestContext::new(RequestId::generate());
-    /// ctx.bind("user", "u-1");
+    /// ctx.clone().run(|| corrlog::bind("user", "u-1"));
     /// assert_eq!(ctx.field("user"), Some(FieldValue::Str("u-1".into())));
     /// assert_eq!(ctx.field("absent"), None);
     /// ```
@@ -282,15 +273,9 @@ impl RequestContext {
 
     /// Writes out the lines this request has buffered so far (see
     /// [`Buffering`](crate::fmt::Buffering)); its later lines then go
-    /// straight out. Returns whether any line was written.
-    ///
-    /// ```
-    /// use corrlog::{RequestContext, RequestId};
-    ///
-    /// let ctx = RequestContext::new(RequestId::generate());
-    /// assert!(!ctx.flush_buffer(), "nothing buffered");
-    /// ```
-    pub fn flush_buffer(&self) -> bool {
+    /// straight out. Returns whether any line was written. The public way
+    /// is [`crate::flush_buffer`], on the current request.
+    pub(crate) fn flush_buffer(&self) -> bool {
         self.inner.buffer.flush(self)
     }
 
@@ -340,7 +325,7 @@ pub fn request_id() -> Option<RequestId> {
 /// ```
 pub fn flush_buffer() -> bool {
     CURRENT
-        .try_with(|ctx| ctx.inner.buffer.flush(ctx))
+        .try_with(RequestContext::flush_buffer)
         .unwrap_or(false)
 }
 
@@ -358,6 +343,12 @@ pub fn flush_buffer() -> bool {
 /// # });
 /// # assert_eq!(ctx.field("cart_items"), Some(corrlog::FieldValue::I64(3)));
 /// assert!(!corrlog::bind("ignored", true)); // not in a request here
+///
+/// // Binding a key again replaces its value.
+/// # ctx.clone().run(|| {
+/// corrlog::bind("cart_items", 4);
+/// # });
+/// # assert_eq!(ctx.field("cart_items"), Some(corrlog::FieldValue::I64(4)));
 /// ```
 pub fn bind(key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) -> bool {
     match RequestContext::current() {

@@ -8,21 +8,49 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::request::RequestContext;
 
-/// The statement with a sqlcommenter comment naming the current request
-/// (its `request_id`, and its `traceparent` and `tracestate` when it is
-/// part of a trace), or the statement unchanged outside a request. See
-/// [`RequestContext::tag_sql`] for the format and the rules.
+/// The statement with a [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
+/// comment naming the current request (its `request_id`, and its
+/// `traceparent` and `tracestate` when it is part of a trace), or the
+/// statement unchanged outside a request:
+///
+/// ```text
+/// SELECT * FROM orders WHERE id = $1 /*request_id='req-7',traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/
+/// ```
+///
+/// Rules, as the specification gives them:
+/// - keys sorted; each value URL-encoded (every byte but `A-Z a-z 0-9
+///   - . _ ~` as `%XX`, so no `'`, `*` or `/` can end the value or the
+///   comment early) and quoted with `'`;
+/// - a statement that already holds a comment (`--` or `/*` anywhere)
+///   is returned unchanged;
+/// - the comment goes before a trailing `;`.
+///
+/// **Cost.** The comment makes every request's statement text unique.
+/// Drivers and servers that cache prepared statements by their text
+/// (sqlx's per-connection statement cache, a pooler's prepared
+/// statements) then prepare each tagged statement anew and fill their
+/// caches with one-off entries: tag ad-hoc and slow-path queries, not
+/// the hot prepared ones. Tools that group by the parsed statement
+/// (PostgreSQL's `pg_stat_statements`, MySQL's statement digests)
+/// ignore comments, so their grouping is unaffected; they keep one
+/// sample text, with one request's comment.
 ///
 /// ```
+/// use corrlog::context::tag_sql;
 /// use corrlog::{RequestContext, RequestId};
 ///
-/// assert_eq!(corrlog::context::tag_sql("SELECT 1"), "SELECT 1");
+/// assert_eq!(tag_sql("SELECT 1"), "SELECT 1");
 /// let ctx = RequestContext::new(RequestId::new("req-7").unwrap());
 /// ctx.run(|| {
 ///     assert_eq!(
-///         corrlog::context::tag_sql("SELECT * FROM orders WHERE id = $1"),
+///         tag_sql("SELECT * FROM orders WHERE id = $1"),
 ///         "SELECT * FROM orders WHERE id = $1 /*request_id='req-7'*/"
 ///     );
+///     assert_eq!(
+///         tag_sql("UPDATE carts SET n = n + 1;"),
+///         "UPDATE carts SET n = n + 1 /*request_id='req-7'*/;"
+///     );
+///     assert_eq!(tag_sql("SELECT 1 -- mine"), "SELECT 1 -- mine");
 /// });
 /// ```
 pub fn tag_sql(statement: &str) -> Cow<'_, str> {
@@ -33,42 +61,8 @@ pub fn tag_sql(statement: &str) -> Cow<'_, str> {
 }
 
 impl RequestContext {
-    /// The statement with a [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
-    /// comment naming this request:
-    ///
-    /// ```text
-    /// SELECT * FROM orders WHERE id = $1 /*request_id='req-7',traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/
-    /// ```
-    ///
-    /// Rules, as the specification gives them:
-    /// - keys sorted; each value URL-encoded (every byte but `A-Z a-z 0-9
-    ///   - . _ ~` as `%XX`, so no `'`, `*` or `/` can end the value or the
-    ///   comment early) and quoted with `'`;
-    /// - a statement that already holds a comment (`--` or `/*` anywhere)
-    ///   is returned unchanged;
-    /// - the comment goes before a trailing `;`.
-    ///
-    /// **Cost.** The comment makes every request's statement text unique.
-    /// Drivers and servers that cache prepared statements by their text
-    /// (sqlx's per-connection statement cache, a pooler's prepared
-    /// statements) then prepare each tagged statement anew and fill their
-    /// caches with one-off entries: tag ad-hoc and slow-path queries, not
-    /// the hot prepared ones. Tools that group by the parsed statement
-    /// (PostgreSQL's `pg_stat_statements`, MySQL's statement digests)
-    /// ignore comments, so their grouping is unaffected; they keep one
-    /// sample text, with one request's comment.
-    ///
-    /// ```
-    /// use corrlog::{RequestContext, RequestId};
-    ///
-    /// let ctx = RequestContext::new(RequestId::new("req-7").unwrap());
-    /// assert_eq!(
-    ///     ctx.tag_sql("UPDATE carts SET n = n + 1;"),
-    ///     "UPDATE carts SET n = n + 1 /*request_id='req-7'*/;"
-    /// );
-    /// assert_eq!(ctx.tag_sql("SELECT 1 -- mine"), "SELECT 1 -- mine");
-    /// ```
-    pub fn tag_sql<'a>(&self, statement: &'a str) -> Cow<'a, str> {
+    /// [`tag_sql`] for this request.
+    pub(crate) fn tag_sql<'a>(&self, statement: &'a str) -> Cow<'a, str> {
         let traceparent = self.trace().map(|t| t.traceparent());
         let mut pairs = vec![("request_id", self.id().as_str())];
         if let Some(tp) = &traceparent {

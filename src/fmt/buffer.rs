@@ -55,7 +55,7 @@ pub const DEFAULT_TOTAL_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 /// are written if the level filter lets them through, and dropped
 /// otherwise, like lines outside any request.
 ///
-/// Turn it on with [`Builder::buffer`](crate::Builder::buffer) or
+/// Turn it on with [`Builder::buffering`](crate::Builder::buffering) or
 /// `CORRLOG_BUFFER=debug`. By hand, give the layer the same `Buffering`
 /// as the filter around your level filter:
 ///

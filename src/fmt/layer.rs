@@ -34,12 +34,12 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 /// the schema.
 ///
 /// ```
-/// use corrlog::output::Stdout;
+/// use corrlog::output::WriterSink;
 /// use tracing_subscriber::layer::SubscriberExt;
 /// use tracing_subscriber::util::SubscriberInitExt;
 ///
 /// tracing_subscriber::registry()
-///     .with(corrlog::LogLayer::json(Stdout))
+///     .with(corrlog::LogLayer::json(WriterSink::new(std::io::stdout())))
 ///     .init();
 /// tracing::info!("ready");
 /// ```
@@ -338,7 +338,7 @@ impl<W: Sink> LogLayer<W> {
     /// [`Buffering`], which has an example). The level filter must let
     /// those lines through: wrap it in a
     /// [`BufferingFilter`](super::BufferingFilter) with the same
-    /// `Buffering`. [`Builder::buffer`](crate::Builder::buffer) does both.
+    /// `Buffering`. [`Builder::buffering`](crate::Builder::buffering) does both.
     #[must_use]
     pub fn buffering(mut self, buffering: Buffering) -> Self {
         crate::context::buffer::set_in_use();

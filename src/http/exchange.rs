@@ -8,7 +8,7 @@
 use std::fmt;
 
 use http::{HeaderName, HeaderValue, Request};
-use tracing::Span;
+use tracing::{Level, Span};
 
 use super::access::Record;
 use super::layer::RequestLayer;
@@ -61,7 +61,8 @@ impl Begun {
 /// comes next, inside the context: [`Begun::in_request`].
 pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
     let incoming = config.incoming_id(req.headers());
-    let trusted = !config.edge && incoming.is_some();
+    let taken = incoming.is_some();
+    let trusted = !config.edge && taken;
     let (id, header_value, correlation) = match incoming {
         // Reuse the incoming header value: no copy.
         Some((id, value)) if trusted => (id, Some(value), None),
@@ -89,6 +90,18 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
     let ctx = RequestContext::with_trace(id.clone(), trace, config.response_header.clone());
     if let Some(correlation) = &correlation {
         ctx.bind("correlation_id", correlation);
+    }
+    if !taken && tracing::enabled!(target: "corrlog", Level::DEBUG) {
+        if let Some((header, reason)) = config.refused_id(req.headers()) {
+            ctx.clone().run(|| {
+                tracing::debug!(
+                    target: "corrlog",
+                    header = header.as_str(),
+                    reason,
+                    "incoming request id replaced"
+                );
+            });
+        }
     }
 
     // The inner service sees exactly one id header: the effective id.
@@ -498,6 +511,39 @@ mod tests {
         assert_ne!(id, "client-1");
         assert_eq!(header_values(&req, "x-request-id"), [id.as_str()]);
         assert_eq!(access(&lines)["correlation_id"], "client-1");
+    }
+
+    /// "Why isn't my id kept?" has an answer at DEBUG, without the value.
+    #[test]
+    fn a_replaced_id_says_why_at_debug() {
+        let replaced = |headers: &[(&str, &str)]| {
+            let (_, id, lines) = drive(RequestLayer::new(), headers, |ex| ex.end());
+            let said: Vec<&Value> = lines
+                .iter()
+                .filter(|l| l["message"] == "incoming request id replaced")
+                .collect();
+            assert!(said
+                .iter()
+                .all(|l| l["level"] == "DEBUG" && l["request_id"] == id.as_str()));
+            assert!(
+                !lines.iter().any(|l| l.to_string().contains("bad id")),
+                "{lines:#?}"
+            );
+            said.iter()
+                .map(|l| l["reason"].as_str().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            replaced(&[("x-request-id", "bad id")]),
+            ["not a valid request id"]
+        );
+        assert_eq!(
+            replaced(&[("x-request-id", "bad id"), ("x-request-id", "good-id")]),
+            ["sent more than once"]
+        );
+        // Kept, or never sent: nothing to say.
+        assert!(replaced(&[("x-request-id", "good-id")]).is_empty());
+        assert!(replaced(&[]).is_empty());
     }
 
     #[test]

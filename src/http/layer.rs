@@ -204,4 +204,18 @@ impl Config {
             Some((id, first.clone()))
         })
     }
+
+    /// Why no incoming id was taken, when an id header came at all: the
+    /// first configured header present, and what was wrong with it. Never
+    /// the value, which may be hostile.
+    pub(crate) fn refused_id(&self, headers: &HeaderMap) -> Option<(&HeaderName, &'static str)> {
+        self.headers.iter().find_map(|name| {
+            let mut values = headers.get_all(name).iter();
+            values.next()?;
+            Some(match values.next() {
+                Some(_) => (name, "sent more than once"),
+                None => (name, "not a valid request id"),
+            })
+        })
+    }
 }

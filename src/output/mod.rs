@@ -21,12 +21,14 @@
 //!
 //! Every dropped line is counted and reported in band. See [`Pipeline`].
 
+mod destination;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 mod pipeline;
 mod rolling;
 mod sinks;
 
+pub use self::destination::Destination;
 pub use self::pipeline::{
     Backpressure, Pipeline, PipelineBuilder, PipelineGuard, ShutdownReport, Stats,
     DEFAULT_BATCH_DELAY, DEFAULT_QUEUE_BYTES,
@@ -35,4 +37,4 @@ pub use self::rolling::{
     Period, RollingFile, RollingFileBuilder, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE,
     DEFAULT_MAX_FILES, DEFAULT_MAX_FILE_BYTES,
 };
-pub use self::sinks::{Capture, Stdout, WriterSink};
+pub use self::sinks::{Capture, WriterSink};

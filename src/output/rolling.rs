@@ -298,7 +298,7 @@ impl RollingFile {
     /// A builder for a file at `path`, rotating at
     /// [`DEFAULT_MAX_FILE_BYTES`] (100 MiB) and keeping
     /// [`DEFAULT_MAX_FILES`] (10) old files: the same defaults as
-    /// [`Output::file`](crate::Output::file) and `CORRLOG_FILE`.
+    /// [`Destination::File`](super::Destination::File) and `CORRLOG_FILE`.
     ///
     /// ```
     /// let file = corrlog::output::RollingFile::builder("/var/log/app/app.log");

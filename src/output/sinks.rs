@@ -1,4 +1,4 @@
-//! Sinks that write on the calling thread: stdout, any `io::Write`, and an
+//! Sinks that write on the calling thread: any `io::Write`, and an
 //! in-memory capture for tests.
 
 use std::fmt;
@@ -6,24 +6,6 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::fmt::Sink;
-
-/// Writes each line to the process's standard output with one
-/// `write_all` under the stdout lock, so lines from different threads never
-/// interleave. Errors (a closed pipe, a full disk) are ignored. Writes on
-/// the logging thread: for production use a [`Pipeline`](super::Pipeline).
-///
-/// ```
-/// let layer = corrlog::LogLayer::json(corrlog::output::Stdout);
-/// # drop(layer);
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Stdout;
-
-impl Sink for Stdout {
-    fn write_line(&self, line: &[u8]) {
-        let _ = io::stdout().lock().write_all(line);
-    }
-}
 
 /// Writes lines to any [`io::Write`] behind a mutex: a file, a socket,
 /// [`io::sink()`]. Errors are ignored.

@@ -3,10 +3,11 @@
 
 use std::env;
 
-use super::{Builder, Format, Output};
+use super::{Builder, Format};
 use crate::error::{Error, ErrorKind};
 use crate::fmt::{Buffering, Service};
 use crate::output::Backpressure;
+use crate::output::{Destination, RollingFile};
 use tracing::Level;
 
 impl Builder {
@@ -36,7 +37,7 @@ impl Builder {
             }
         }
         if let Some(path) = env_var("CORRLOG_FILE") {
-            self.output = Output::file(path);
+            self.output = Destination::File(RollingFile::builder(path));
         }
         if let Some(v) = env_var("CORRLOG_BACKPRESSURE") {
             self.backpressure = match v.to_ascii_lowercase().as_str() {

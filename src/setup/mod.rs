@@ -4,9 +4,7 @@ mod env;
 #[cfg(feature = "signal")]
 mod signal;
 
-use std::fmt;
-use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{self, Write};
 use std::time::Duration;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -21,8 +19,7 @@ use crate::fmt::line::{Constant, Style};
 use crate::fmt::{Buffering, BufferingFilter, Redaction, Service};
 use crate::http::layer::RequestLayer;
 use crate::output::{
-    Backpressure, Pipeline, PipelineGuard, RollingFile, RollingFileBuilder, ShutdownReport, Stats,
-    DEFAULT_QUEUE_BYTES,
+    Backpressure, Destination, Pipeline, PipelineGuard, ShutdownReport, Stats, DEFAULT_QUEUE_BYTES,
 };
 
 /// A starting configuration. See the table in the [`Builder`] docs.
@@ -66,61 +63,6 @@ pub enum Format {
     Gcp,
     /// Datadog lines (see [`LogLayer::datadog`]).
     Datadog,
-}
-
-/// Where lines go.
-///
-/// ```
-/// let to_stderr = corrlog::builder().output(corrlog::Output::Stderr);
-/// let to_file = corrlog::builder().output(corrlog::Output::file("logs/app.log"));
-/// # drop((to_stderr, to_file));
-/// ```
-#[non_exhaustive]
-pub enum Output {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-    /// A [`RollingFile`], opened when logging starts.
-    File(RollingFileBuilder),
-    /// Any writer.
-    Writer(Box<dyn Write + Send>),
-}
-
-impl fmt::Debug for Output {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Output::Stdout => f.write_str("Stdout"),
-            Output::Stderr => f.write_str("Stderr"),
-            Output::File(file) => f.debug_tuple("File").field(file).finish(),
-            Output::Writer(_) => f.write_str("Writer(..)"),
-        }
-    }
-}
-
-impl Output {
-    /// A [`RollingFile`] at `path` with its defaults: rotated at 100 MiB,
-    /// keeping 10 old files. For other settings, use
-    /// `Output::File(RollingFile::builder(path)...)`.
-    ///
-    /// ```
-    /// use corrlog::output::{Period, RollingFile};
-    /// use corrlog::Output;
-    ///
-    /// let plain = Output::file("/var/log/app/app.log");
-    /// let daily = Output::File(RollingFile::builder("/var/log/app/app.log").period(Some(Period::Daily)));
-    /// ```
-    pub fn file(path: impl Into<PathBuf>) -> Self {
-        Output::File(RollingFile::builder(path))
-    }
-
-    fn is_terminal(&self) -> bool {
-        match self {
-            Output::Stdout => io::stdout().is_terminal(),
-            Output::Stderr => io::stderr().is_terminal(),
-            _ => false,
-        }
-    }
 }
 
 /// Sets up logging in one call: the subscriber (filter + line layer), the
@@ -171,14 +113,14 @@ impl Output {
 /// | `CORRLOG_FORMAT` | `json`, `pretty`, `auto`, `ecs`, `gcp`, `datadog` | [`Builder::format`] |
 /// | `CORRLOG_LEVEL` | a filter: `info`, `warn,orders=debug` | [`Builder::level`] |
 /// | `RUST_LOG` | the same, used when `CORRLOG_LEVEL` is unset | [`Builder::level`] |
-/// | `CORRLOG_FILE` | a path | output: [`Output::file`] there (rotating at 100 MiB, 10 old files kept) |
+/// | `CORRLOG_FILE` | a path | output: [`Destination::file`] there (rotating at 100 MiB, 10 old files kept) |
 /// | `CORRLOG_BACKPRESSURE` | `block`, `drop` | [`Builder::backpressure`] |
 /// | `CORRLOG_QUEUE_BYTES` | a byte count | [`Builder::queue_bytes`] |
 /// | `NO_COLOR` | any value | turns colour off in pretty output |
 /// | `OTEL_SERVICE_NAME` | a name | the service name of [`Builder::service`] |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, values percent-encoded | `service.name` (when `OTEL_SERVICE_NAME` is unset), `service.version`, `service.instance.id` and `deployment.environment.name` of [`Builder::service`]; other keys are ignored |
 /// | `GOOGLE_CLOUD_PROJECT` | a project id | [`Builder::gcp_project`] |
-/// | `CORRLOG_BUFFER` | `trace`, `debug`, `info`, `warn` (the most verbose level buffered), `off` | [`Builder::buffer`] (keeping its byte caps) |
+/// | `CORRLOG_BUFFER` | `trace`, `debug`, `info`, `warn` (the most verbose level buffered), `off` | [`Builder::buffering`] (keeping its byte caps) |
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | a base URL, `http://collector:4318` | (feature `otlp`) export OTLP log records to `<base>/v1/logs` (`Builder::otlp` (feature `otlp`)) |
 /// | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | a full URL | the same, used as it is; wins over the base |
 /// | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_LOGS_HEADERS` | `key=value,...`, values percent-encoded | headers sent with every export request (the logs variable wins for a key in both) |
@@ -199,7 +141,7 @@ pub struct Builder {
     level: String,
     /// The variable the level came from, when it came from one.
     level_var: Option<&'static str>,
-    output: Output,
+    output: Destination,
     backpressure: Backpressure,
     queue_bytes: usize,
     fallback_to_stderr: bool,
@@ -225,7 +167,7 @@ pub fn builder() -> Builder {
         format: Format::Auto,
         level: "info".to_owned(),
         level_var: None,
-        output: Output::Stdout,
+        output: Destination::Stdout,
         backpressure: Backpressure::default(),
         queue_bytes: DEFAULT_QUEUE_BYTES,
         fallback_to_stderr: false,
@@ -364,13 +306,13 @@ impl Builder {
         self
     }
 
-    /// Where lines go. Defaults to [`Output::Stdout`].
+    /// Where lines go. Defaults to [`Destination::Stdout`].
     ///
     /// ```
-    /// let builder = corrlog::builder().output(corrlog::Output::file("logs/app.log"));
+    /// let builder = corrlog::builder().output(corrlog::Destination::file("logs/app.log"));
     /// # drop(builder);
     /// ```
-    pub fn output(mut self, output: Output) -> Self {
+    pub fn output(mut self, output: Destination) -> Self {
         self.output = output;
         self
     }
@@ -502,10 +444,10 @@ impl Builder {
     ///
     /// let builder = corrlog::builder()
     ///     .level("info")
-    ///     .buffer(Buffering::up_to(Level::DEBUG).request_bytes(32 * 1024));
+    ///     .buffering(Buffering::up_to(Level::DEBUG).request_bytes(32 * 1024));
     /// # drop(builder);
     /// ```
-    pub fn buffer(mut self, buffering: Buffering) -> Self {
+    pub fn buffering(mut self, buffering: Buffering) -> Self {
         self.buffer = Some(buffering);
         self
     }
@@ -541,7 +483,21 @@ impl Builder {
     }
 
     /// Builds the subscriber and starts the pipeline without installing
-    /// anything globally.
+    /// anything globally: for a test's scoped subscriber, or to add a layer
+    /// of your own (such as `tracing-opentelemetry`'s, whose exported span
+    /// ids the lines then carry; see the `opentelemetry` feature) before
+    /// installing it. [`Builder::init`] is this plus installing.
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+    ///
+    /// let (subscriber, logging) = corrlog::builder().build()?;
+    /// // Sets the global default and, with tracing-subscriber's `tracing-log`
+    /// // feature (a default one), routes `log` records into it too.
+    /// subscriber.with(tracing_subscriber::layer::Identity::new()).init();
+    /// # drop(logging);
+    /// # Ok::<(), corrlog::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -553,7 +509,7 @@ impl Builder {
     /// let capture = Capture::new();
     /// let (subscriber, logging) = corrlog::builder()
     ///     .format(corrlog::Format::Json)
-    ///     .output(corrlog::Output::Writer(Box::new(capture.clone())))
+    ///     .output(corrlog::Destination::Writer(Box::new(capture.clone())))
     ///     .use_env(false)
     ///     .build()?;
     /// tracing::subscriber::with_default(subscriber, || tracing::info!("scoped"));
@@ -595,10 +551,10 @@ impl Builder {
         let service = (!self.service.is_empty()).then(|| self.service.with_default_instance());
         let constant = Constant::new(style, service.as_ref(), self.gcp_project.as_deref());
         let output: Box<dyn Write + Send> = match self.output {
-            Output::Stdout => Box::new(io::stdout()),
-            Output::Stderr => Box::new(io::stderr()),
-            Output::File(file) => Box::new(file.open()?),
-            Output::Writer(w) => w,
+            Destination::Stdout => Box::new(io::stdout()),
+            Destination::Stderr => Box::new(io::stderr()),
+            Destination::File(file) => Box::new(file.open()?),
+            Destination::Writer(w) => w,
         };
         let (pipeline, guard) = Pipeline::builder(output)
             .queue_bytes(self.queue_bytes)
@@ -679,30 +635,8 @@ impl Builder {
     /// # Ok::<(), corrlog::Error>(())
     /// ```
     pub fn init(self) -> Result<Logging, Error> {
-        self.init_with(None::<tracing_subscriber::layer::Identity>)
-    }
-
-    /// Like [`Builder::init`], with one more layer on top of the built
-    /// subscriber, such as `tracing-opentelemetry`'s (whose exported span
-    /// ids the lines then carry; see the `opentelemetry` feature). `None`
-    /// adds nothing.
-    ///
-    /// # Errors
-    ///
-    /// As [`Builder::init`].
-    ///
-    /// ```no_run
-    /// let extra = None::<tracing_subscriber::layer::Identity>;
-    /// let logging = corrlog::builder().init_with(extra)?;
-    /// # drop(logging);
-    /// # Ok::<(), corrlog::Error>(())
-    /// ```
-    pub fn init_with<L>(self, layer: Option<L>) -> Result<Logging, Error>
-    where
-        L: tracing_subscriber::Layer<BuiltSubscriber> + Send + Sync + 'static,
-    {
         let (subscriber, logging) = self.build()?;
-        tracing::subscriber::set_global_default(subscriber.with(layer))
+        tracing::subscriber::set_global_default(subscriber)
             .map_err(|_| Error::new(ErrorKind::SubscriberAlreadySet))?;
         #[cfg(feature = "log")]
         {
@@ -751,7 +685,7 @@ mod tests {
             let (subscriber, logging) = builder()
                 .format(Format::Json)
                 .level(level)
-                .output(Output::Writer(Box::new(capture.clone())))
+                .output(Destination::Writer(Box::new(capture.clone())))
                 .use_env(false)
                 .build()
                 .unwrap();
@@ -778,7 +712,7 @@ mod tests {
         let capture = Capture::new();
         let (subscriber, logging) = builder()
             .preset(Preset::Production)
-            .output(Output::Writer(Box::new(capture.clone())))
+            .output(Destination::Writer(Box::new(capture.clone())))
             .use_env(false)
             .build()
             .unwrap();
