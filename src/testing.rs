@@ -1,5 +1,11 @@
 //! Capturing the lines of a test, across worker threads, without a global
-//! subscriber.
+//! subscriber (feature `testing`, for `[dev-dependencies]`).
+//!
+//! [`TestLogs`] is the one in-memory destination: a [`Sink`] for a
+//! [`LogLayer`] of your own, an `io::Write` for the
+//! [builder](crate::Builder)'s [`Destination::Writer`](crate::output::Destination::Writer),
+//! and a subscriber of its own (JSON lines, every level) for
+//! [`TestLogs::scope`] and [`TestLogs::runtime`].
 //!
 //! Tests in one binary run in parallel, so a global subscriber mixes their
 //! lines, and `tracing::subscriber::set_default` covers only the current
@@ -26,15 +32,31 @@
 //! ```
 
 use std::fmt;
+use std::io::{self, Write};
 
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::fmt::layer::LogLayer;
-use crate::output::Capture;
+use crate::fmt::{Capture, Sink};
 
-/// An in-memory log destination for one test. See the
-/// [module docs](crate::testing).
+/// An in-memory log destination for one test. Clones share the same
+/// lines. See the [module docs](crate::testing).
+///
+/// ```
+/// use corrlog::testing::TestLogs;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// // As the sink of a layer of your own:
+/// let logs = TestLogs::new();
+/// let subscriber = tracing_subscriber::registry().with(corrlog::LogLayer::json(logs.clone()));
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("one"));
+/// // Or through its own subscriber:
+/// logs.scope(|| tracing::info!("two"));
+/// assert_eq!(logs.lines().len(), 2);
+/// logs.clear();
+/// assert!(logs.bytes().is_empty());
+/// ```
 #[derive(Clone)]
 pub struct TestLogs {
     capture: Capture,
@@ -101,9 +123,32 @@ impl TestLogs {
             .collect()
     }
 
-    /// The underlying capture.
-    pub fn capture(&self) -> &Capture {
-        &self.capture
+    /// Everything written so far, as raw bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.capture.bytes()
+    }
+
+    /// Forgets everything written so far.
+    pub fn clear(&self) {
+        self.capture.clear();
+    }
+}
+
+impl Sink for TestLogs {
+    fn write_line(&self, line: &[u8]) {
+        self.capture.write_line(line);
+    }
+}
+
+/// Also an `io::Write`, so it can be a pipeline's output (the builder's
+/// [`Destination::Writer`](crate::output::Destination::Writer)).
+impl Write for TestLogs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.capture.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -116,10 +161,10 @@ impl TestLogs {
 /// If the runtime cannot be built (no threads available).
 ///
 /// ```
-/// use corrlog::output::Capture;
+/// use corrlog::testing::TestLogs;
 /// use tracing_subscriber::layer::SubscriberExt;
 ///
-/// let capture = Capture::new();
+/// let capture = TestLogs::new();
 /// let dispatch = tracing::Dispatch::new(
 ///     tracing_subscriber::registry().with(corrlog::LogLayer::json(capture.clone())),
 /// );

@@ -19,15 +19,16 @@ use axum::routing::get;
 use axum::Router;
 use corrlog::fmt::Buffering;
 use corrlog::http::AccessLog;
+use corrlog::output::Backpressure;
 use corrlog::output::Destination;
-use corrlog::output::{Backpressure, Capture};
+use corrlog::testing::TestLogs;
 use corrlog::{Format, Logging, RequestLayer};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
 struct Server {
     addr: SocketAddr,
-    capture: Capture,
+    capture: TestLogs,
     logging: Option<Logging>,
     runtime: Option<Runtime>,
 }
@@ -45,7 +46,7 @@ impl Server {
         backpressure: Backpressure,
         layer: RequestLayer,
     ) -> Server {
-        let capture = Capture::new();
+        let capture = TestLogs::new();
         let (subscriber, logging) = corrlog::builder()
             .request_layer(layer)
             .format(Format::Json)

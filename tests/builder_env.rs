@@ -66,7 +66,7 @@ fn environment_overrides_the_code() {
     let capture = corrlog::testing::TestLogs::new();
     let (subscriber, logging) = corrlog::builder()
         .output(corrlog::output::Destination::Writer(Box::new(
-            capture.capture().clone(),
+            capture.clone(),
         )))
         .build()
         .unwrap();

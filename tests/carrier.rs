@@ -43,7 +43,7 @@ fn consume(messages: Vec<Message>) -> Vec<Value> {
         consumer.await.unwrap();
     });
     drop(rt);
-    common::parse_lines(logs.capture().bytes().as_slice())
+    common::parse_lines(logs.bytes().as_slice())
 }
 
 #[test]

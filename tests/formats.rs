@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use corrlog::fmt::Service;
 use corrlog::http::AccessLog;
-use corrlog::output::Capture;
+use corrlog::testing::TestLogs;
 use corrlog::{LogLayer, RequestLayer};
 use serde_json::{Map, Value};
 use tracing_subscriber::layer::SubscriberExt;
@@ -54,7 +54,7 @@ async fn boom() -> &'static str {
 
 /// Serves the routes with `layer` on a two-worker runtime; runs `f` with
 /// the address; returns the parsed lines (every one must be JSON).
-fn serve(layer: LogLayer<Capture>, f: impl FnOnce(SocketAddr)) -> Vec<Value> {
+fn serve(layer: LogLayer<TestLogs>, f: impl FnOnce(SocketAddr)) -> Vec<Value> {
     let capture = layer.sink().clone();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let runtime = corrlog::testing::runtime_with(dispatch.clone(), 2);
@@ -150,7 +150,7 @@ fn common_checks(lines: &[Value], raw: &[u8], reserved_renamed: &[&str]) {
     }
 }
 
-fn run(layer: LogLayer<Capture>) -> (Vec<Value>, Vec<u8>) {
+fn run(layer: LogLayer<TestLogs>) -> (Vec<Value>, Vec<u8>) {
     let capture = layer.sink().clone();
     let lines = serve(layer, requests);
     (lines, capture.bytes())
@@ -158,7 +158,7 @@ fn run(layer: LogLayer<Capture>) -> (Vec<Value>, Vec<u8>) {
 
 #[test]
 fn json_lines_carry_the_service_and_the_panic() {
-    let (lines, raw) = run(LogLayer::json(Capture::new()).service(service()));
+    let (lines, raw) = run(LogLayer::json(TestLogs::new()).service(service()));
     common_checks(&lines, &raw, &["level"]);
     for line in &lines {
         let line = line.as_object().unwrap();
@@ -196,7 +196,7 @@ fn order_access<'a>(lines: &'a [Value], id_key: &str) -> &'a Map<String, Value> 
 
 #[test]
 fn ecs_lines_use_the_elastic_common_schema() {
-    let (lines, raw) = run(LogLayer::ecs(Capture::new()).service(service()));
+    let (lines, raw) = run(LogLayer::ecs(TestLogs::new()).service(service()));
     common_checks(&lines, &raw, &["log.level", "trace.id", "service"]);
     // ecs-logging: @timestamp and log.level first, then message and
     // ecs.version, on every line.
@@ -258,7 +258,7 @@ fn ecs_lines_use_the_elastic_common_schema() {
 
 #[test]
 fn gcp_lines_use_cloud_logging_special_fields() {
-    let (lines, raw) = run(LogLayer::gcp(Capture::new(), Some("proj-1")).service(service()));
+    let (lines, raw) = run(LogLayer::gcp(TestLogs::new(), Some("proj-1")).service(service()));
     common_checks(&lines, &raw, &["severity"]);
     for line in &lines {
         let line = line.as_object().unwrap();
@@ -312,7 +312,7 @@ fn gcp_lines_use_cloud_logging_special_fields() {
 
 #[test]
 fn gcp_without_a_project_keeps_the_trace_id_plain() {
-    let (lines, _) = run(LogLayer::gcp(Capture::new(), None));
+    let (lines, _) = run(LogLayer::gcp(TestLogs::new(), None));
     let request = line_where(&lines, "message", "fetching order");
     assert_eq!(str_of(request, "trace_id"), TRACE_ID);
     assert!(!request.contains_key("logging.googleapis.com/trace"));
@@ -324,7 +324,7 @@ fn gcp_without_a_project_keeps_the_trace_id_plain() {
 
 #[test]
 fn datadog_lines_use_reserved_and_standard_attributes() {
-    let (lines, raw) = run(LogLayer::datadog(Capture::new()).service(service()));
+    let (lines, raw) = run(LogLayer::datadog(TestLogs::new()).service(service()));
     common_checks(&lines, &raw, &["status", "service"]);
     for line in &lines {
         let line = line.as_object().unwrap();
@@ -371,10 +371,10 @@ fn datadog_lines_use_reserved_and_standard_attributes() {
 fn a_hostile_service_identity_stays_data_in_every_format() {
     let hostile = Service::new(HOSTILE).environment("\"},\"level\":\"x");
     for layer in [
-        LogLayer::json(Capture::new()),
-        LogLayer::ecs(Capture::new()),
-        LogLayer::gcp(Capture::new(), Some("p\"/x")),
-        LogLayer::datadog(Capture::new()),
+        LogLayer::json(TestLogs::new()),
+        LogLayer::ecs(TestLogs::new()),
+        LogLayer::gcp(TestLogs::new(), Some("p\"/x")),
+        LogLayer::datadog(TestLogs::new()),
     ] {
         let capture = layer.sink().clone();
         let layer = layer.service(hostile.clone());
@@ -394,27 +394,27 @@ fn a_hostile_service_identity_stays_data_in_every_format() {
 /// lines with the access and panic targets.
 #[test]
 fn client_address_and_backtrace_take_each_format_s_names() {
-    let cases: [(LogLayer<Capture>, &str, &str, &str); 4] = [
+    let cases: [(LogLayer<TestLogs>, &str, &str, &str); 4] = [
         (
-            LogLayer::json(Capture::new()),
+            LogLayer::json(TestLogs::new()),
             "client_ip",
             "panic.backtrace",
             "panic.thread",
         ),
         (
-            LogLayer::ecs(Capture::new()),
+            LogLayer::ecs(TestLogs::new()),
             "client.ip",
             "error.stack_trace",
             "process.thread.name",
         ),
         (
-            LogLayer::gcp(Capture::new(), None),
+            LogLayer::gcp(TestLogs::new(), None),
             "httpRequest.remoteIp",
             "stack_trace",
             "panic.thread",
         ),
         (
-            LogLayer::datadog(Capture::new()),
+            LogLayer::datadog(TestLogs::new()),
             "network.client.ip",
             "error.stack",
             "logger.thread_name",

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::{client_runtime, contains, hostile_ids, parse_lines, str_field};
 use corrlog::context::TraceContext;
-use corrlog::output::Capture;
+use corrlog::testing::TestLogs;
 use corrlog::LogLayer;
 use corrlog::{RequestContext, RequestId, RequestLayer};
 use http::HeaderValue;
@@ -45,7 +45,7 @@ const ORDERS: &str = "/corrlog.demo.v1.Orders";
 /// the demo's and corrlog's lines into a capture.
 struct GrpcServer {
     addr: SocketAddr,
-    capture: Capture,
+    capture: TestLogs,
     runtime: Option<Runtime>,
 }
 
@@ -56,7 +56,7 @@ impl GrpcServer {
 
     /// With `orders` in place of the demo's orders service.
     fn start_with(workers: usize, orders: Option<OrdersServer<TestOrders>>) -> Self {
-        let capture = Capture::new();
+        let capture = TestLogs::new();
         let filter = EnvFilter::new("warn,corrlog=trace,grpc_demo=trace");
         let dispatch = tracing::Dispatch::new(
             tracing_subscriber::registry()

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corrlog::context::TraceContext;
-use corrlog::output::Capture;
+use corrlog::testing::TestLogs;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -22,7 +22,7 @@ fn fixed_clock() -> SystemTime {
 /// Runs `f` under a JSON layer writing to a fresh capture; returns the raw
 /// lines.
 fn capture(f: impl FnOnce()) -> Vec<String> {
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     let layer = LogLayer::json(capture.clone()).clock(fixed_clock);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
     capture.lines()
@@ -257,7 +257,7 @@ fn invisible_and_bidi_characters_are_escaped_in_every_field_and_layout() {
             })
         };
         let json = capture(log);
-        let pretty = Capture::new();
+        let pretty = TestLogs::new();
         let layer = LogLayer::pretty(pretty.clone(), false).clock(fixed_clock);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), log);
         let escaped = format!("pay\\u{:04x}lah", u32::from(c));

@@ -10,8 +10,8 @@ use axum::routing::get;
 use axum::Router;
 use common::{client_runtime, parse_lines};
 use corrlog::fmt::Redaction;
-use corrlog::output::Capture;
 use corrlog::testing::runtime_with;
+use corrlog::testing::TestLogs;
 use corrlog::{LogLayer, RequestLayer};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
@@ -27,8 +27,8 @@ async fn handler() -> &'static str {
 
 #[test]
 fn two_log_layers_share_a_registry() {
-    let json = Capture::new();
-    let pretty = Capture::new();
+    let json = TestLogs::new();
+    let pretty = TestLogs::new();
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
             .with(LogLayer::json(json.clone()))
@@ -99,8 +99,8 @@ fn two_log_layers_share_a_registry() {
 /// `headers` field never gives the access line a second `headers` key.
 #[test]
 fn each_layer_masks_the_access_line_by_its_own_policy() {
-    let json = Capture::new();
-    let pretty = Capture::new();
+    let json = TestLogs::new();
+    let pretty = TestLogs::new();
     let strict = Redaction::default()
         .mask_query_params(["page"])
         .mask_headers([axum::http::header::ACCEPT]);

@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::{Json, Router};
 use common::{client_runtime, parse_lines, str_field};
-use corrlog::output::Capture;
+use corrlog::testing::TestLogs;
 use corrlog::{LogLayer, RequestLayer};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
@@ -45,7 +45,7 @@ impl Extractor for Headers<'_> {
 
 struct Server {
     addr: std::net::SocketAddr,
-    capture: Capture,
+    capture: TestLogs,
     exporter: InMemorySpanExporter,
     provider: SdkTracerProvider,
     runtime: Option<Runtime>,
@@ -82,7 +82,7 @@ impl Server {
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
             .build();
-        let capture = Capture::new();
+        let capture = TestLogs::new();
         let json = LogLayer::json(capture.clone());
         let dispatch = if otel {
             let tracer = provider.tracer("corrlog-test");
@@ -389,7 +389,7 @@ fn the_builder_s_subscriber_takes_the_tracing_opentelemetry_layer() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     let (subscriber, logging) = corrlog::builder()
         .format(corrlog::Format::Json)
         .output(corrlog::output::Destination::Writer(Box::new(

@@ -22,7 +22,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use common::{client_runtime, parse_lines, str_field};
 use corrlog::output::otlp::Otlp;
-use corrlog::output::{Backpressure, Capture, ShutdownReport};
+use corrlog::output::{Backpressure, ShutdownReport};
+use corrlog::testing::TestLogs;
 use corrlog::Logging;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -169,7 +170,7 @@ fn flatten(requests: &[ExportLogsServiceRequest]) -> Vec<(String, LogRecord)> {
 /// capture and OTLP export configured by `otlp`.
 struct Service {
     addr: SocketAddr,
-    capture: Capture,
+    capture: TestLogs,
     logging: Option<Logging>,
     runtime: Option<Runtime>,
 }
@@ -194,7 +195,7 @@ async fn order(axum::extract::Path(n): axum::extract::Path<u64>) -> &'static str
 
 impl Service {
     fn start(otlp: Otlp, backpressure: Backpressure) -> Self {
-        let capture = Capture::new();
+        let capture = TestLogs::new();
         let (subscriber, logging) = corrlog::builder()
             .format(corrlog::Format::Json)
             .output(corrlog::output::Destination::Writer(Box::new(
@@ -475,7 +476,7 @@ fn the_exporter_never_logs_into_its_own_pipeline() {
     // `log` bridge on, its records would reach the process-wide subscriber
     // unless the writer thread logs nowhere.
     let receiver = Receiver::start(&[Reply::Status(503)]);
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     let (subscriber, logging) = corrlog::builder()
         .format(corrlog::Format::Json)
         .level("trace")

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use corrlog::output::Capture;
 use corrlog::output::{Backpressure, Pipeline, Stats};
+use corrlog::testing::TestLogs;
 use corrlog::LogLayer;
 use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// An output that takes `delay` per write call.
 struct Slow {
-    inner: Capture,
+    inner: TestLogs,
     delay: Duration,
     writes: Arc<AtomicU64>,
 }
@@ -101,7 +101,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Lines in the output, and the sum of the in-band drop reports.
-fn account(capture: &Capture) -> (u64, u64, u64) {
+fn account(capture: &TestLogs) -> (u64, u64, u64) {
     let mut lines = 0;
     let mut reports = 0;
     let mut reported = 0;
@@ -120,7 +120,7 @@ fn account(capture: &Capture) -> (u64, u64, u64) {
 
 #[test]
 fn slow_sink_with_drop_never_slows_requests_and_counts_every_drop() {
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     let writes = Arc::new(AtomicU64::new(0));
     let slow = Slow {
         inner: capture.clone(),
@@ -163,7 +163,7 @@ fn slow_sink_with_drop_never_slows_requests_and_counts_every_drop() {
 
 #[test]
 fn slow_sink_with_block_loses_nothing() {
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     let slow = Slow {
         inner: capture.clone(),
         delay: Duration::from_millis(5),
@@ -238,7 +238,7 @@ fn a_closed_pipe_never_stops_the_service() {
 
 #[test]
 fn shutdown_under_load_reports_what_reached_the_sink() {
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     let (pipeline, guard) = Pipeline::builder(capture.clone())
         .queue_bytes(64 * 1024)
         .start();
@@ -299,7 +299,7 @@ const PANIC_CHILD_ENV: &str = "CORRLOG_PANIC_CHILD";
 /// without shutting down, panic, and exit.
 fn queue_then_panic() -> ! {
     let slow = Slow {
-        inner: Capture::new(),
+        inner: TestLogs::new(),
         delay: Duration::from_millis(20),
         writes: Arc::new(AtomicU64::new(0)),
     };

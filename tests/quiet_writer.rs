@@ -7,12 +7,13 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use corrlog::output::{Capture, Pipeline};
+use corrlog::output::Pipeline;
+use corrlog::testing::TestLogs;
 use corrlog::LogLayer;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// An output that logs, through `tracing` and `log`, on every write.
-struct Chatty(Capture);
+struct Chatty(TestLogs);
 
 impl Write for Chatty {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -28,7 +29,7 @@ impl Write for Chatty {
 
 #[test]
 fn an_output_that_logs_never_feeds_its_own_pipeline() {
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     let (pipeline, guard) = Pipeline::builder(Chatty(capture.clone())).start();
     let subscriber = tracing_subscriber::registry().with(LogLayer::json(pipeline));
     tracing::subscriber::set_global_default(subscriber).unwrap();

@@ -8,8 +8,8 @@ use std::time::Duration;
 use corrlog::context::TraceContext;
 use corrlog::fmt::Service;
 use corrlog::http::X_REQUEST_ID;
-use corrlog::output::Capture;
 use corrlog::output::Destination;
+use corrlog::testing::TestLogs;
 use corrlog::{Format, RequestContext, RequestId};
 use serde_json::{Map, Value};
 
@@ -18,7 +18,7 @@ const RECIPES: &str = include_str!("../docs/shipping.md");
 /// Lines written through the builder's JSON set-up: one in a traced
 /// request, one outside, and one with oversized values.
 fn lines() -> (Vec<String>, Vec<Map<String, Value>>) {
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     let (subscriber, logging) = corrlog::builder()
         .format(Format::Json)
         .service(

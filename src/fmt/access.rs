@@ -129,9 +129,9 @@ mod tests {
 
     use crate::context::access::{dispatch, AccessLine, Route};
     use crate::context::{RequestContext, RequestId, TraceContext};
+    use crate::fmt::Capture;
     use crate::fmt::Redaction;
     use crate::http::access::emit;
-    use crate::output::Capture;
     use crate::LogLayer;
 
     fn fixed() -> SystemTime {

@@ -61,14 +61,14 @@ pub const DEFAULT_TOTAL_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 ///
 /// ```
 /// use corrlog::fmt::{Buffering, BufferingFilter};
-/// use corrlog::output::Capture;
+/// use corrlog::testing::TestLogs;
 /// use corrlog::{LogLayer, RequestContext, RequestId};
 /// use tracing::Level;
 /// use tracing_subscriber::layer::SubscriberExt;
 /// use tracing_subscriber::EnvFilter;
 ///
 /// let buffering = Buffering::up_to(Level::DEBUG);
-/// let capture = Capture::new();
+/// let capture = TestLogs::new();
 /// let subscriber = tracing_subscriber::registry()
 ///     .with(BufferingFilter::new(EnvFilter::new("info"), &buffering))
 ///     .with(LogLayer::json(capture.clone()).buffering(buffering));

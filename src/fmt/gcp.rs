@@ -103,7 +103,7 @@ pub(crate) fn access_field(name: &str) -> Option<AccessField> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::Capture;
+    use crate::fmt::Capture;
     use crate::LogLayer;
     use tracing_subscriber::layer::SubscriberExt;
 

@@ -75,10 +75,10 @@ impl<W: Sink> LogLayer<W> {
     /// [`Pipeline`](crate::output::Pipeline), as [`crate::builder()`] does.
     ///
     /// ```
-    /// use corrlog::output::Capture;
+    /// use corrlog::testing::TestLogs;
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let layer = corrlog::LogLayer::json(capture.clone());
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::info!(target: "orders", "ready");
@@ -101,10 +101,10 @@ impl<W: Sink> LogLayer<W> {
     /// never reach the terminal).
     ///
     /// ```
-    /// use corrlog::{output::Capture, LogLayer};
+    /// use corrlog::{testing::TestLogs, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let layer = LogLayer::pretty(capture.clone(), false);
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::info!(target: "orders", order_id = 42, "loading order");
@@ -123,10 +123,10 @@ impl<W: Sink> LogLayer<W> {
     /// ```
     ///
     /// ```
-    /// use corrlog::{output::Capture, LogLayer};
+    /// use corrlog::{testing::TestLogs, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let layer = LogLayer::ecs(capture.clone());
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::warn!(target: "orders", "disk low");
@@ -150,10 +150,10 @@ impl<W: Sink> LogLayer<W> {
     /// ```
     ///
     /// ```
-    /// use corrlog::{output::Capture, LogLayer};
+    /// use corrlog::{testing::TestLogs, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let layer = LogLayer::gcp(capture.clone(), Some("my-project"));
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::warn!(target: "orders", "slow");
@@ -178,10 +178,10 @@ impl<W: Sink> LogLayer<W> {
     /// ```
     ///
     /// ```
-    /// use corrlog::{output::Capture, LogLayer};
+    /// use corrlog::{testing::TestLogs, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let layer = LogLayer::datadog(capture.clone());
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::error!(target: "orders", "payment failed");
@@ -235,10 +235,10 @@ impl<W: Sink> LogLayer<W> {
     /// an instance id gets a random one (a UUID, one per call).
     ///
     /// ```
-    /// use corrlog::{fmt::Service, output::Capture, LogLayer};
+    /// use corrlog::{fmt::Service, testing::TestLogs, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let layer = LogLayer::datadog(capture.clone())
     ///     .service(Service::new("orders").version("1.4.2").environment("staging"));
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -289,12 +289,12 @@ impl<W: Sink> LogLayer<W> {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    /// use corrlog::{output::Capture, LogLayer};
+    /// use corrlog::{testing::TestLogs, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
     /// fn fixed() -> SystemTime { UNIX_EPOCH + Duration::from_millis(1_768_991_400_123) }
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let layer = LogLayer::json(capture.clone()).clock(fixed);
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::warn!(target: "app", "disk low");
@@ -315,10 +315,10 @@ impl<W: Sink> LogLayer<W> {
     /// [`Redaction::default`].
     ///
     /// ```
-    /// use corrlog::{fmt::Redaction, output::Capture, LogLayer};
+    /// use corrlog::{fmt::Redaction, testing::TestLogs, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let layer = LogLayer::json(capture.clone())
     ///     .redaction(Redaction::default().mask_names_containing(["ssn"]));
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -386,7 +386,7 @@ impl<W: Sink> LogLayer<W> {
     /// A reference to the sink.
     ///
     /// ```
-    /// let layer = corrlog::LogLayer::json(corrlog::output::Capture::new());
+    /// let layer = corrlog::LogLayer::json(corrlog::testing::TestLogs::new());
     /// assert!(layer.sink().lines().is_empty());
     /// ```
     pub fn sink(&self) -> &W {

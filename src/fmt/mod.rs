@@ -50,11 +50,11 @@
 //! nothing: the line is built in a reused per-thread buffer.
 //!
 //! ```
-//! use corrlog::output::Capture;
+//! use corrlog::testing::TestLogs;
 //! use corrlog::{LogLayer, RequestContext, RequestId};
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
-//! let capture = Capture::new();
+//! let capture = TestLogs::new();
 //! let subscriber = tracing_subscriber::registry().with(LogLayer::json(capture.clone()));
 //! tracing::subscriber::with_default(subscriber, || {
 //!     let ctx = RequestContext::new(RequestId::new("req-1").unwrap());
@@ -95,10 +95,10 @@
 //! they are encoded once when the layer is made.
 //!
 //! ```
-//! use corrlog::{fmt::Service, output::Capture, LogLayer, RequestContext, RequestId};
+//! use corrlog::{fmt::Service, testing::TestLogs, LogLayer, RequestContext, RequestId};
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
-//! let capture = Capture::new();
+//! let capture = TestLogs::new();
 //! let layer = LogLayer::gcp(capture.clone(), Some("my-project"))
 //!     .service(Service::new("orders").version("1.4.2"));
 //! tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -172,4 +172,5 @@ pub use self::buffer::{
 };
 pub use self::redact::{redact_url, Redaction, DEFAULT_MAX_VALUE_BYTES, MASK};
 pub use self::service::Service;
+pub(crate) use self::sink::Capture;
 pub use self::sink::Sink;

@@ -24,14 +24,14 @@ use crate::context::RequestId;
 ///
 /// ```
 /// use corrlog::fmt::Service;
-/// use corrlog::{output::Capture, LogLayer};
+/// use corrlog::{testing::TestLogs, LogLayer};
 /// use tracing_subscriber::layer::SubscriberExt;
 ///
 /// let service = Service::new("orders")
 ///     .version(env!("CARGO_PKG_VERSION"))
 ///     .instance_id("orders-7d9f-x2")
 ///     .environment("production");
-/// let capture = Capture::new();
+/// let capture = TestLogs::new();
 /// let layer = LogLayer::json(capture.clone()).service(service);
 /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
 ///     tracing::info!(target: "orders", "ready");

@@ -1,6 +1,8 @@
 //! Where a [`LogLayer`](crate::LogLayer) hands its lines.
 
-use std::sync::Arc;
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Receives complete, newline-terminated lines from a
 /// [`LogLayer`](crate::LogLayer), one call per line.
@@ -42,5 +44,70 @@ impl<S: Sink + ?Sized> Sink for Arc<S> {
 impl<S: Sink + ?Sized> Sink for Box<S> {
     fn write_line(&self, line: &[u8]) {
         (**self).write_line(line);
+    }
+}
+
+/// Keeps every line in memory: the lines of [`TestLogs`](crate::testing::TestLogs),
+/// and of the crate's own unit tests. Clones share the same lines.
+#[derive(Clone, Default)]
+pub(crate) struct Capture {
+    buf: Arc<Mutex<Vec<u8>>>,
+}
+
+impl fmt::Debug for Capture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capture")
+            .field("bytes", &self.lock().len())
+            .finish()
+    }
+}
+
+impl Capture {
+    /// An empty capture.
+    pub(crate) fn new() -> Self {
+        Capture::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.buf
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Everything written so far, as raw bytes.
+    pub(crate) fn bytes(&self) -> Vec<u8> {
+        self.lock().clone()
+    }
+
+    /// The lines written so far, without their newlines. Invalid UTF-8 is
+    /// replaced, so a test can still see it.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.lock())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Forgets everything written so far.
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+impl Sink for Capture {
+    fn write_line(&self, line: &[u8]) {
+        self.lock().extend_from_slice(line);
+    }
+}
+
+/// A capture is also an `io::Write`, so it can be a pipeline's output.
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

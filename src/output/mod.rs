@@ -7,7 +7,7 @@
 //! | [`Pipeline`] | a [`Sink`](crate::fmt::Sink) that queues lines for a writer thread; bounded by bytes, with a stated [`Backpressure`] policy and a shutdown report |
 //! | [`RollingFile`] | an `io::Write` log file rotating by size and time, for a pipeline's output |
 //! | [`Stdout`], [`WriterSink`] | sinks that write on the logging thread |
-//! | [`Capture`] | lines in memory, for tests |
+//! | [`TestLogs`] | lines in memory, for tests |
 //! | `otlp::OtlpWriter` | (feature `otlp`) a pipeline output exporting OTLP log records to a collector |
 //!
 //! # When the output is slower than the application
@@ -37,4 +37,4 @@ pub use self::rolling::{
     Period, RollingFile, RollingFileBuilder, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE,
     DEFAULT_MAX_FILES, DEFAULT_MAX_FILE_BYTES,
 };
-pub use self::sinks::{Capture, WriterSink};
+pub use self::sinks::WriterSink;

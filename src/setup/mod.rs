@@ -309,7 +309,9 @@ impl Builder {
     /// Where lines go. Defaults to [`Destination::Stdout`].
     ///
     /// ```
-    /// let builder = corrlog::builder().output(corrlog::Destination::file("logs/app.log"));
+    /// use corrlog::output::{Destination, RollingFile};
+    ///
+    /// let builder = corrlog::builder().output(Destination::File(RollingFile::builder("logs/app.log")));
     /// # drop(builder);
     /// ```
     pub fn output(mut self, output: Destination) -> Self {
@@ -504,12 +506,12 @@ impl Builder {
     /// An invalid filter, environment variable, or log file.
     ///
     /// ```
-    /// use corrlog::output::Capture;
+    /// use corrlog::testing::TestLogs;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let (subscriber, logging) = corrlog::builder()
     ///     .format(corrlog::Format::Json)
-    ///     .output(corrlog::Destination::Writer(Box::new(capture.clone())))
+    ///     .output(corrlog::output::Destination::Writer(Box::new(capture.clone())))
     ///     .use_env(false)
     ///     .build()?;
     /// tracing::subscriber::with_default(subscriber, || tracing::info!("scoped"));
@@ -656,7 +658,7 @@ fn has_span_directives(directives: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::Capture;
+    use crate::fmt::Capture;
 
     #[test]
     fn span_directives_are_told_apart() {

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use corrlog::output::Capture;
 use corrlog::testing::TestLogs;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,7 +20,7 @@ use tokio::runtime::Runtime;
 /// its own capture, so tests in one binary never share a subscriber.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub capture: Capture,
+    pub capture: TestLogs,
     runtime: Option<Runtime>,
     stop: Option<Box<dyn FnOnce()>>,
 }
@@ -38,7 +37,7 @@ impl TestServer {
 
     fn start_inner(workers: usize, app: axum::Router, connect_info: bool) -> Self {
         let logs = TestLogs::new();
-        let capture = logs.capture().clone();
+        let capture = logs.clone();
         let runtime = logs.runtime(workers);
         let addr = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -61,7 +60,7 @@ impl TestServer {
 
     /// A server another framework runs, listening on `addr` and logging
     /// into `capture`; `stop` shuts it down when the test is done.
-    pub fn from_parts(addr: SocketAddr, capture: Capture, stop: impl FnOnce() + 'static) -> Self {
+    pub fn from_parts(addr: SocketAddr, capture: TestLogs, stop: impl FnOnce() + 'static) -> Self {
         TestServer {
             addr,
             capture,

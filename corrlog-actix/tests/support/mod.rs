@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use actix_web::web::ServiceConfig;
 use actix_web::{App, HttpServer};
 use corrlog::fmt::Sink;
-use corrlog::output::Capture;
+use corrlog::testing::TestLogs;
 use corrlog::RequestLayer;
 use corrlog_actix::RequestMiddleware;
 use tracing_subscriber::layer::SubscriberExt;
@@ -22,7 +22,7 @@ use crate::common::TestServer;
 
 /// Where the process-wide subscriber's lines go: the running server's
 /// capture.
-static CURRENT: Mutex<Option<Capture>> = Mutex::new(None);
+static CURRENT: Mutex<Option<TestLogs>> = Mutex::new(None);
 /// One actix server at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -57,7 +57,7 @@ where
 {
     install_subscriber();
     let serial = lock(&SERIAL);
-    let capture = Capture::new();
+    let capture = TestLogs::new();
     *lock(&CURRENT) = Some(capture.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {

@@ -171,9 +171,10 @@ pub struct ShutdownReport {
 /// ```
 /// use std::time::Duration;
 /// use corrlog::fmt::Sink;
-/// use corrlog::output::{Backpressure, Capture, Pipeline};
+/// use corrlog::output::{Backpressure, Pipeline};
+/// use corrlog::testing::TestLogs;
 ///
-/// let capture = Capture::new();
+/// let capture = TestLogs::new();
 /// let (pipeline, guard) = Pipeline::builder(capture.clone())
 ///     .queue_bytes(1 << 20)
 ///     .backpressure(Backpressure::Block { max_wait: Duration::from_millis(100) })
@@ -332,7 +333,7 @@ impl PipelineBuilder {
 impl Pipeline {
     /// A builder for a pipeline writing to `output` (stdout, stderr, a
     /// file, a [`RollingFile`](super::RollingFile), a
-    /// [`Capture`](super::Capture), any `io::Write`).
+    /// [`TestLogs`](super::TestLogs), any `io::Write`).
     ///
     /// ```
     /// use std::time::Duration;
@@ -366,9 +367,10 @@ impl Pipeline {
     /// ```
     /// use std::time::Duration;
     /// use corrlog::fmt::Sink;
-    /// use corrlog::output::{Capture, Pipeline};
+    /// use corrlog::output::Pipeline;
+    /// use corrlog::testing::TestLogs;
     ///
-    /// let capture = Capture::new();
+    /// let capture = TestLogs::new();
     /// let (pipeline, _guard) = Pipeline::builder(capture.clone()).start();
     /// pipeline.write_line(b"{\"a\":1}\n");
     /// assert!(pipeline.flush(Duration::from_secs(5)));

@@ -1,8 +1,8 @@
 //! The pipeline's unit tests: state transitions that need the internals.
 
 use super::*;
+use crate::fmt::Capture;
 use crate::fmt::Sink;
-use crate::output::Capture;
 use crate::panic::catch_panic;
 use panic_hook::{CAUGHT_PANIC_FLUSH_WAIT, HOOK_WAIT, PANIC_FLUSH_WAIT};
 use std::io;
