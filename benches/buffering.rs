@@ -50,7 +50,7 @@ fn stacks(pipeline: &Pipeline) -> Vec<(&'static str, Dispatch)> {
             Dispatch::new(
                 tracing_subscriber::registry()
                     .with(LevelFilter::INFO)
-                    .with(LogLayer::json(pipeline.clone())),
+                    .with(LogLayer::new(pipeline.clone())),
             ),
         ),
         (
@@ -58,7 +58,7 @@ fn stacks(pipeline: &Pipeline) -> Vec<(&'static str, Dispatch)> {
             Dispatch::new(
                 tracing_subscriber::registry()
                     .with(LevelFilter::DEBUG)
-                    .with(LogLayer::json(pipeline.clone())),
+                    .with(LogLayer::new(pipeline.clone())),
             ),
         ),
         (
@@ -66,7 +66,7 @@ fn stacks(pipeline: &Pipeline) -> Vec<(&'static str, Dispatch)> {
             Dispatch::new(
                 tracing_subscriber::registry()
                     .with(BufferingFilter::new(LevelFilter::INFO, &buffering))
-                    .with(LogLayer::json(pipeline.clone()).buffering(buffering)),
+                    .with(LogLayer::new(pipeline.clone()).buffering(buffering)),
             ),
         ),
     ]

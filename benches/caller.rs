@@ -179,7 +179,7 @@ fn main() {
         Stack {
             name: "corrlog (pipeline)",
             dispatch: Dispatch::new(
-                tracing_subscriber::registry().with(LogLayer::json(pipeline.clone())),
+                tracing_subscriber::registry().with(LogLayer::new(pipeline.clone())),
             ),
             span_id: false,
             samples: vec![],
@@ -188,8 +188,8 @@ fn main() {
             name: "corrlog (pipeline) + OTLP output's layer",
             dispatch: Dispatch::new(
                 tracing_subscriber::registry()
-                    .with(LogLayer::json(pipeline.clone()))
-                    .with(LogLayer::json(otlp_pipeline)),
+                    .with(LogLayer::new(pipeline.clone()))
+                    .with(LogLayer::new(otlp_pipeline)),
             ),
             span_id: false,
             samples: vec![],
@@ -198,8 +198,8 @@ fn main() {
             name: "corrlog sync x2",
             dispatch: Dispatch::new(
                 tracing_subscriber::registry()
-                    .with(LogLayer::json(WriterSink::new(io::sink())))
-                    .with(LogLayer::json(WriterSink::new(io::sink()))),
+                    .with(LogLayer::new(WriterSink::new(io::sink())))
+                    .with(LogLayer::new(WriterSink::new(io::sink()))),
             ),
             span_id: false,
             samples: vec![],
@@ -207,22 +207,29 @@ fn main() {
         Stack {
             name: "corrlog sync",
             dispatch: Dispatch::new(
-                tracing_subscriber::registry().with(LogLayer::json(WriterSink::new(io::sink()))),
+                tracing_subscriber::registry().with(LogLayer::new(WriterSink::new(io::sink()))),
             ),
             span_id: false,
             samples: vec![],
         },
         sync_stack("corrlog sync + service", |w| {
-            LogLayer::json(w).service(service())
+            LogLayer::new(w).service(service())
         }),
         sync_stack("corrlog sync ecs + service", |w| {
-            LogLayer::ecs(w).service(service())
+            LogLayer::new(w)
+                .format(corrlog::Format::Ecs)
+                .service(service())
         }),
         sync_stack("corrlog sync gcp + service", |w| {
-            LogLayer::gcp(w, Some("proj")).service(service())
+            LogLayer::new(w)
+                .format(corrlog::Format::Gcp)
+                .gcp_project("proj")
+                .service(service())
         }),
         sync_stack("corrlog sync datadog + service", |w| {
-            LogLayer::datadog(w).service(service())
+            LogLayer::new(w)
+                .format(corrlog::Format::Datadog)
+                .service(service())
         }),
         Stack {
             name: "fmt().json()",

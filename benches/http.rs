@@ -215,7 +215,7 @@ fn main() {
         .unwrap();
     let (pipeline, guard) = Pipeline::builder(file).start();
     let corrlog_dispatch =
-        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
+        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::new(pipeline)));
     let corrlog = serve(
         "corrlog",
         corrlog_dispatch.clone(),

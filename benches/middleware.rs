@@ -119,7 +119,7 @@ fn main() {
             (tracing::Dispatch::new(subscriber), Box::new(shutdown))
         } else {
             let (pipeline, guard) = Pipeline::builder(std::io::sink()).start();
-            let subscriber = tracing_subscriber::registry().with(LogLayer::json(pipeline));
+            let subscriber = tracing_subscriber::registry().with(LogLayer::new(pipeline));
             let shutdown = move || {
                 guard
                     .shutdown(std::time::Duration::from_secs(5))

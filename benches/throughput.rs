@@ -33,7 +33,7 @@ fn main() {
         })
         .start();
     let dispatch =
-        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
+        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::new(pipeline)));
 
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use corrlog::fmt::Service;
-use corrlog::Preset;
+use corrlog::Format;
 
 const USAGE: &str = "usage: grpc_demo [--addr HOST:PORT]
   --addr  where to listen (default 127.0.0.1:50051)";
@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let logging = corrlog::builder()
-        .preset(Preset::Production)
+        .format(Format::Json)
         .service(Service::new("corrlog-grpc-demo").version(env!("CARGO_PKG_VERSION")))
         .init();
     let logging = match logging {

@@ -8,11 +8,11 @@
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
-//! use corrlog::Preset;
+//! use corrlog::Format;
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let logging = corrlog::builder().preset(Preset::Production).init()?;
+//!     let logging = corrlog::builder().format(Format::Json).init()?;
 //!
 //!     let app = Router::new()
 //!         .route("/", get(|| async {
@@ -40,7 +40,7 @@
 //!
 //! let (pipeline, guard) = Pipeline::builder(std::io::stdout()).start();
 //! tracing_subscriber::registry()
-//!     .with(corrlog::LogLayer::json(pipeline)) // I/O on the pipeline's thread
+//!     .with(corrlog::LogLayer::new(pipeline)) // I/O on the pipeline's thread
 //!     .init();
 //! let app: axum::Router = axum::Router::new().layer(corrlog::RequestLayer::new());
 //! // ... serve ...
@@ -102,10 +102,11 @@ pub use crate::context::request::{bind, flush_buffer, request_id, FieldValue, Re
 pub use crate::context::spawn::{spawn, spawn_blocking};
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fmt::layer::LogLayer;
+pub use crate::fmt::Format;
 pub use crate::http::layer::RequestLayer;
 #[cfg(feature = "signal")]
 pub use crate::setup::shutdown_signal;
-pub use crate::setup::{builder, Builder, BuiltSubscriber, Format, Logging, Preset};
+pub use crate::setup::{builder, Builder, BuiltSubscriber, Logging};
 
 /// Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]

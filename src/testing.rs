@@ -49,7 +49,7 @@ use crate::fmt::{Capture, Sink};
 ///
 /// // As the sink of a layer of your own:
 /// let logs = TestLogs::new();
-/// let subscriber = tracing_subscriber::registry().with(corrlog::LogLayer::json(logs.clone()));
+/// let subscriber = tracing_subscriber::registry().with(corrlog::LogLayer::new(logs.clone()));
 /// tracing::subscriber::with_default(subscriber, || tracing::info!("one"));
 /// // Or through its own subscriber:
 /// logs.scope(|| tracing::info!("two"));
@@ -82,7 +82,7 @@ impl TestLogs {
     pub fn new() -> Self {
         let capture = Capture::new();
         let dispatch =
-            Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(capture.clone())));
+            Dispatch::new(tracing_subscriber::registry().with(LogLayer::new(capture.clone())));
         TestLogs { capture, dispatch }
     }
 
@@ -166,7 +166,7 @@ impl Write for TestLogs {
 ///
 /// let capture = TestLogs::new();
 /// let dispatch = tracing::Dispatch::new(
-///     tracing_subscriber::registry().with(corrlog::LogLayer::json(capture.clone())),
+///     tracing_subscriber::registry().with(corrlog::LogLayer::new(capture.clone())),
 /// );
 /// let rt = corrlog::testing::runtime_with(dispatch, 2);
 /// rt.block_on(async { tokio::spawn(async { tracing::info!("on a worker") }).await.unwrap() });

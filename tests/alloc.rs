@@ -55,13 +55,26 @@ type MakeLayer = fn(Pipeline) -> LogLayer<Pipeline>;
 /// Every format, with and without a service.
 fn layers() -> [(&'static str, MakeLayer); 5] {
     [
-        ("json", LogLayer::json),
+        ("json", LogLayer::new),
         ("json with a service", |p| {
-            LogLayer::json(p).service(service())
+            LogLayer::new(p).service(service())
         }),
-        ("ecs", |p| LogLayer::ecs(p).service(service())),
-        ("gcp", |p| LogLayer::gcp(p, Some("proj")).service(service())),
-        ("datadog", |p| LogLayer::datadog(p).service(service())),
+        ("ecs", |p| {
+            LogLayer::new(p)
+                .format(corrlog::Format::Ecs)
+                .service(service())
+        }),
+        ("gcp", |p| {
+            LogLayer::new(p)
+                .format(corrlog::Format::Gcp)
+                .gcp_project("proj")
+                .service(service())
+        }),
+        ("datadog", |p| {
+            LogLayer::new(p)
+                .format(corrlog::Format::Datadog)
+                .service(service())
+        }),
     ]
 }
 
@@ -122,7 +135,7 @@ fn a_buffered_line_in_steady_state_allocates_nothing() {
             tracing_subscriber::filter::LevelFilter::INFO,
             &buffering,
         ))
-        .with(LogLayer::json(pipeline).buffering(buffering));
+        .with(LogLayer::new(pipeline).buffering(buffering));
     tracing::subscriber::with_default(subscriber, || {
         let ctx = RequestContext::new(RequestId::generate());
         ctx.clone().run(|| {
@@ -180,13 +193,13 @@ fn buffering_adds_no_allocation_per_request_in_steady_state() {
     let bare = allocations_per_request(
         tracing_subscriber::registry()
             .with(filter())
-            .with(LogLayer::json(pipeline.clone())),
+            .with(LogLayer::new(pipeline.clone())),
         20,
     );
     let buffered = allocations_per_request(
         tracing_subscriber::registry()
             .with(BufferingFilter::new(filter(), &buffering))
-            .with(LogLayer::json(pipeline).buffering(buffering)),
+            .with(LogLayer::new(pipeline).buffering(buffering)),
         20,
     );
     eprintln!("allocations per request: {bare} without buffering, {buffered} buffering 20 lines");

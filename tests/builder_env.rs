@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use corrlog::{ErrorKind, Preset};
+use corrlog::ErrorKind;
 
 #[test]
 fn environment_overrides_the_code() {
@@ -16,7 +16,7 @@ fn environment_overrides_the_code() {
     std::env::set_var("CORRLOG_QUEUE_BYTES", "65536");
 
     let (subscriber, logging) = corrlog::builder()
-        .preset(Preset::Production)
+        .format(corrlog::Format::Json)
         .build()
         .unwrap();
     tracing::subscriber::with_default(subscriber, || {

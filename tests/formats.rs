@@ -158,7 +158,7 @@ fn run(layer: LogLayer<TestLogs>) -> (Vec<Value>, Vec<u8>) {
 
 #[test]
 fn json_lines_carry_the_service_and_the_panic() {
-    let (lines, raw) = run(LogLayer::json(TestLogs::new()).service(service()));
+    let (lines, raw) = run(LogLayer::new(TestLogs::new()).service(service()));
     common_checks(&lines, &raw, &["level"]);
     for line in &lines {
         let line = line.as_object().unwrap();
@@ -196,7 +196,9 @@ fn order_access<'a>(lines: &'a [Value], id_key: &str) -> &'a Map<String, Value> 
 
 #[test]
 fn ecs_lines_use_the_elastic_common_schema() {
-    let (lines, raw) = run(LogLayer::ecs(TestLogs::new()).service(service()));
+    let (lines, raw) = run(LogLayer::new(TestLogs::new())
+        .format(corrlog::Format::Ecs)
+        .service(service()));
     common_checks(&lines, &raw, &["log.level", "trace.id", "service"]);
     // ecs-logging: @timestamp and log.level first, then message and
     // ecs.version, on every line.
@@ -258,7 +260,10 @@ fn ecs_lines_use_the_elastic_common_schema() {
 
 #[test]
 fn gcp_lines_use_cloud_logging_special_fields() {
-    let (lines, raw) = run(LogLayer::gcp(TestLogs::new(), Some("proj-1")).service(service()));
+    let (lines, raw) = run(LogLayer::new(TestLogs::new())
+        .format(corrlog::Format::Gcp)
+        .gcp_project("proj-1")
+        .service(service()));
     common_checks(&lines, &raw, &["severity"]);
     for line in &lines {
         let line = line.as_object().unwrap();
@@ -312,7 +317,7 @@ fn gcp_lines_use_cloud_logging_special_fields() {
 
 #[test]
 fn gcp_without_a_project_keeps_the_trace_id_plain() {
-    let (lines, _) = run(LogLayer::gcp(TestLogs::new(), None));
+    let (lines, _) = run(LogLayer::new(TestLogs::new()).format(corrlog::Format::Gcp));
     let request = line_where(&lines, "message", "fetching order");
     assert_eq!(str_of(request, "trace_id"), TRACE_ID);
     assert!(!request.contains_key("logging.googleapis.com/trace"));
@@ -324,7 +329,9 @@ fn gcp_without_a_project_keeps_the_trace_id_plain() {
 
 #[test]
 fn datadog_lines_use_reserved_and_standard_attributes() {
-    let (lines, raw) = run(LogLayer::datadog(TestLogs::new()).service(service()));
+    let (lines, raw) = run(LogLayer::new(TestLogs::new())
+        .format(corrlog::Format::Datadog)
+        .service(service()));
     common_checks(&lines, &raw, &["status", "service"]);
     for line in &lines {
         let line = line.as_object().unwrap();
@@ -371,10 +378,12 @@ fn datadog_lines_use_reserved_and_standard_attributes() {
 fn a_hostile_service_identity_stays_data_in_every_format() {
     let hostile = Service::new(HOSTILE).environment("\"},\"level\":\"x");
     for layer in [
-        LogLayer::json(TestLogs::new()),
-        LogLayer::ecs(TestLogs::new()),
-        LogLayer::gcp(TestLogs::new(), Some("p\"/x")),
-        LogLayer::datadog(TestLogs::new()),
+        LogLayer::new(TestLogs::new()),
+        LogLayer::new(TestLogs::new()).format(corrlog::Format::Ecs),
+        LogLayer::new(TestLogs::new())
+            .format(corrlog::Format::Gcp)
+            .gcp_project("p\"/x"),
+        LogLayer::new(TestLogs::new()).format(corrlog::Format::Datadog),
     ] {
         let capture = layer.sink().clone();
         let layer = layer.service(hostile.clone());
@@ -396,25 +405,25 @@ fn a_hostile_service_identity_stays_data_in_every_format() {
 fn client_address_and_backtrace_take_each_format_s_names() {
     let cases: [(LogLayer<TestLogs>, &str, &str, &str); 4] = [
         (
-            LogLayer::json(TestLogs::new()),
+            LogLayer::new(TestLogs::new()),
             "client_ip",
             "panic.backtrace",
             "panic.thread",
         ),
         (
-            LogLayer::ecs(TestLogs::new()),
+            LogLayer::new(TestLogs::new()).format(corrlog::Format::Ecs),
             "client.ip",
             "error.stack_trace",
             "process.thread.name",
         ),
         (
-            LogLayer::gcp(TestLogs::new(), None),
+            LogLayer::new(TestLogs::new()).format(corrlog::Format::Gcp),
             "httpRequest.remoteIp",
             "stack_trace",
             "panic.thread",
         ),
         (
-            LogLayer::datadog(TestLogs::new()),
+            LogLayer::new(TestLogs::new()).format(corrlog::Format::Datadog),
             "network.client.ip",
             "error.stack",
             "logger.thread_name",

@@ -59,8 +59,7 @@ impl GrpcServer {
         let capture = TestLogs::new();
         let filter = EnvFilter::new("warn,corrlog=trace,grpc_demo=trace");
         let dispatch = tracing::Dispatch::new(
-            tracing_subscriber::registry()
-                .with(LogLayer::json(capture.clone()).with_filter(filter)),
+            tracing_subscriber::registry().with(LogLayer::new(capture.clone()).with_filter(filter)),
         );
         let runtime = corrlog::testing::runtime_with(dispatch, workers);
         let addr = runtime.block_on(async move {

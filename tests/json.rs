@@ -23,7 +23,7 @@ fn fixed_clock() -> SystemTime {
 /// lines.
 fn capture(f: impl FnOnce()) -> Vec<String> {
     let capture = TestLogs::new();
-    let layer = LogLayer::json(capture.clone()).clock(fixed_clock);
+    let layer = LogLayer::new(capture.clone()).clock(fixed_clock);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
     capture.lines()
 }
@@ -258,7 +258,9 @@ fn invisible_and_bidi_characters_are_escaped_in_every_field_and_layout() {
         };
         let json = capture(log);
         let pretty = TestLogs::new();
-        let layer = LogLayer::pretty(pretty.clone(), false).clock(fixed_clock);
+        let layer = LogLayer::new(pretty.clone())
+            .format(corrlog::Format::Pretty)
+            .clock(fixed_clock);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), log);
         let escaped = format!("pay\\u{:04x}lah", u32::from(c));
         for line in json.iter().chain(pretty.lines().iter()) {

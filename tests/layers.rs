@@ -31,9 +31,10 @@ fn two_log_layers_share_a_registry() {
     let pretty = TestLogs::new();
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
-            .with(LogLayer::json(json.clone()))
+            .with(LogLayer::new(json.clone()))
             .with(
-                LogLayer::pretty(pretty.clone(), false)
+                LogLayer::new(pretty.clone())
+                    .format(corrlog::Format::Pretty)
                     .redaction(Redaction::default().mask_names_containing(["tenant"])),
             ),
     );
@@ -106,8 +107,12 @@ fn each_layer_masks_the_access_line_by_its_own_policy() {
         .mask_headers([axum::http::header::ACCEPT]);
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
-            .with(LogLayer::json(json.clone()))
-            .with(LogLayer::pretty(pretty.clone(), false).redaction(strict)),
+            .with(LogLayer::new(json.clone()))
+            .with(
+                LogLayer::new(pretty.clone())
+                    .format(corrlog::Format::Pretty)
+                    .redaction(strict),
+            ),
     );
     let rt = runtime_with(dispatch, 2);
     let addr = rt.block_on(async {

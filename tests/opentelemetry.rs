@@ -83,7 +83,7 @@ impl Server {
             .with_simple_exporter(exporter.clone())
             .build();
         let capture = TestLogs::new();
-        let json = LogLayer::json(capture.clone());
+        let json = LogLayer::new(capture.clone());
         let dispatch = if otel {
             let tracer = provider.tracer("corrlog-test");
             tracing::Dispatch::new(

@@ -60,7 +60,7 @@ fn app() -> Router {
 /// at a time; returns each request's latency.
 fn serve_and_load(pipeline: Pipeline, n: usize) -> Vec<Duration> {
     let dispatch =
-        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::json(pipeline)));
+        tracing::Dispatch::new(tracing_subscriber::registry().with(LogLayer::new(pipeline)));
     let server_rt = corrlog::testing::runtime_with(dispatch, 2);
     let addr = server_rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -243,7 +243,7 @@ fn shutdown_under_load_reports_what_reached_the_sink() {
         .queue_bytes(64 * 1024)
         .start();
     let dispatch = tracing::Dispatch::new(
-        tracing_subscriber::registry().with(LogLayer::json(pipeline.clone())),
+        tracing_subscriber::registry().with(LogLayer::new(pipeline.clone())),
     );
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let threads: Vec<_> = (0..4)

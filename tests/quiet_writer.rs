@@ -31,7 +31,7 @@ impl Write for Chatty {
 fn an_output_that_logs_never_feeds_its_own_pipeline() {
     let capture = TestLogs::new();
     let (pipeline, guard) = Pipeline::builder(Chatty(capture.clone())).start();
-    let subscriber = tracing_subscriber::registry().with(LogLayer::json(pipeline));
+    let subscriber = tracing_subscriber::registry().with(LogLayer::new(pipeline));
     tracing::subscriber::set_global_default(subscriber).unwrap();
     tracing_log::LogTracer::init().unwrap();
     for n in 0..5 {

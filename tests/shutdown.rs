@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::Router;
 use corrlog::output::Destination;
-use corrlog::Preset;
+use corrlog::Format;
 
 const LINES_PER_REQUEST: usize = 200;
 const REQUESTS: usize = 4;
@@ -52,7 +52,7 @@ fn serve_until_sigterm(path: std::ffi::OsString) {
         .build()
         .unwrap();
     let logging = corrlog::builder()
-        .preset(Preset::Production)
+        .format(Format::Json)
         .output(Destination::File(corrlog::output::RollingFile::builder(
             std::path::PathBuf::from(path),
         )))

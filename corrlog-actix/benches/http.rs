@@ -105,7 +105,7 @@ fn main() {
     let (pipeline, guard) = Pipeline::builder(file).start();
     tracing::subscriber::set_global_default(
         tracing_subscriber::registry()
-            .with(LogLayer::json(pipeline))
+            .with(LogLayer::new(pipeline))
             .with(LevelFilter::INFO),
     )
     .unwrap();

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use corrlog::fmt::Service;
 use corrlog::http::AccessLog;
-use corrlog::{Preset, RequestLayer};
+use corrlog::{Format, RequestLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the builder docs for every override.
     let access = AccessLog::default().trusted_proxies(args.trusted_proxies);
     let builder = corrlog::builder()
-        .preset(Preset::Production)
+        .format(Format::Json)
         // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override these.
         .service(Service::new("corrlog-demo").version(env!("CARGO_PKG_VERSION")))
         .request_layer(RequestLayer::new().access_log(access));

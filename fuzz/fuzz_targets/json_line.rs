@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let (a, b) = text.split_at(text.char_indices().nth(text.chars().count() / 2).map_or(0, |(i, _)| i));
     let capture = Capture::new();
-    let subscriber = tracing_subscriber::registry().with(LogLayer::json(capture.clone()));
+    let subscriber = tracing_subscriber::registry().with(LogLayer::new(capture.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let ctx = RequestContext::new(RequestId::generate());
         ctx.bind(a.to_owned(), b);

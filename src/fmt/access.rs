@@ -189,13 +189,17 @@ mod tests {
 
     fn layers(capture: &Capture, policy: &Redaction) -> Vec<LogLayer<Capture>> {
         [
-            LogLayer::json(capture.clone()),
-            LogLayer::pretty(capture.clone(), false),
-            LogLayer::pretty(capture.clone(), true),
-            LogLayer::ecs(capture.clone()),
-            LogLayer::gcp(capture.clone(), Some("proj")),
-            LogLayer::gcp(capture.clone(), None),
-            LogLayer::datadog(capture.clone()),
+            LogLayer::new(capture.clone()),
+            LogLayer::new(capture.clone()).format(crate::Format::Pretty),
+            LogLayer::new(capture.clone())
+                .format(crate::Format::Pretty)
+                .color(true),
+            LogLayer::new(capture.clone()).format(crate::Format::Ecs),
+            LogLayer::new(capture.clone())
+                .format(crate::Format::Gcp)
+                .gcp_project("proj"),
+            LogLayer::new(capture.clone()).format(crate::Format::Gcp),
+            LogLayer::new(capture.clone()).format(crate::Format::Datadog),
         ]
         .into_iter()
         .map(|layer| layer.clock(fixed).redaction(policy.clone()))
@@ -253,7 +257,7 @@ mod tests {
     #[test]
     fn the_pending_line_is_what_the_layer_writes() {
         let capture = Capture::new();
-        let subscriber = tracing_subscriber::registry().with(LogLayer::json(capture.clone()));
+        let subscriber = tracing_subscriber::registry().with(LogLayer::new(capture.clone()));
         tracing::subscriber::with_default(subscriber, || {
             let line = lines().remove(0);
             let other = AccessLine {

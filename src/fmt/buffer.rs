@@ -71,7 +71,7 @@ pub const DEFAULT_TOTAL_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 /// let capture = TestLogs::new();
 /// let subscriber = tracing_subscriber::registry()
 ///     .with(BufferingFilter::new(EnvFilter::new("info"), &buffering))
-///     .with(LogLayer::json(capture.clone()).buffering(buffering));
+///     .with(LogLayer::new(capture.clone()).buffering(buffering));
 /// tracing::subscriber::with_default(subscriber, || {
 ///     let ok = RequestContext::new(RequestId::new("ok-1").unwrap());
 ///     ok.run(|| tracing::debug!("detail nobody needs"));

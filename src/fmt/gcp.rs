@@ -109,7 +109,7 @@ mod tests {
 
     fn access_line(latency_ms: f64) -> serde_json::Value {
         let capture = Capture::new();
-        let layer = LogLayer::gcp(capture.clone(), None);
+        let layer = LogLayer::new(capture.clone()).format(crate::Format::Gcp);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
             tracing::info!(
                 target: "corrlog::access",

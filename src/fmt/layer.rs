@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::io::IsTerminal;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -14,7 +15,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::access::{self, AccessKeys};
 use super::buffer::{is_marked, Buffering, LayerTarget};
-use super::line::{Constant, Line, Style};
+use super::line::{Constant, Format, Line, Style};
 use super::redact::Redaction;
 use super::service::Service;
 use super::sink::Sink;
@@ -39,7 +40,7 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 /// use tracing_subscriber::util::SubscriberInitExt;
 ///
 /// tracing_subscriber::registry()
-///     .with(corrlog::LogLayer::json(WriterSink::new(std::io::stdout())))
+///     .with(corrlog::LogLayer::new(WriterSink::new(std::io::stdout())))
 ///     .init();
 /// tracing::info!("ready");
 /// ```
@@ -47,6 +48,8 @@ pub struct LogLayer<W> {
     sink: Arc<W>,
     clock: fn() -> SystemTime,
     style: Style,
+    /// Colour for pretty lines (`LogLayer::color`).
+    color: bool,
     redaction: Redaction,
     constant: Constant,
     /// The service and project as given: the constant part of the line is
@@ -71,127 +74,96 @@ impl<W> fmt::Debug for LogLayer<W> {
 
 impl<W: Sink> LogLayer<W> {
     /// A layer writing JSON lines (see the [line schema](crate::fmt)) to
-    /// `sink`. For I/O off the request path, give it a
-    /// [`Pipeline`](crate::output::Pipeline), as [`crate::builder()`] does.
+    /// `sink`; [`LogLayer::format`] picks another format. For I/O off the
+    /// request path, give it a [`Pipeline`](crate::output::Pipeline), as
+    /// [`crate::builder()`] does.
     ///
     /// ```
     /// use corrlog::testing::TestLogs;
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = TestLogs::new();
-    /// let layer = corrlog::LogLayer::json(capture.clone());
+    /// let logs = TestLogs::new();
+    /// let layer = corrlog::LogLayer::new(logs.clone());
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::info!(target: "orders", "ready");
     /// });
-    /// assert!(capture.lines()[0].ends_with(r#""message":"ready","logger":"orders"}"#));
+    /// assert!(logs.lines()[0].ends_with(r#""message":"ready","logger":"orders"}"#));
     /// ```
-    pub fn json(sink: W) -> Self {
+    pub fn new(sink: W) -> Self {
         LogLayer::with_style(sink, Style::Json)
     }
 
-    /// A layer writing human-readable console lines to `sink`, coloured
-    /// with ANSI escapes if `color`:
-    ///
-    /// ```text
-    /// 2026-01-21T10:30:00.123Z  INFO orders: loading order request_id=550e8400-e29b-41d4-a716-446655440000 order_id="42"
-    /// ```
-    ///
-    /// The same fields as the JSON lines, in the same order; values are
-    /// written as JSON (strings quoted and escaped, so control characters
-    /// never reach the terminal).
+    /// The line format (see [`Format`] and the [format
+    /// table](crate::fmt#formats)). Defaults to [`Format::Json`];
+    /// [`Format::Auto`] is pretty when standard output is a terminal.
     ///
     /// ```
-    /// use corrlog::{testing::TestLogs, LogLayer};
+    /// use corrlog::{testing::TestLogs, Format, LogLayer};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = TestLogs::new();
-    /// let layer = LogLayer::pretty(capture.clone(), false);
-    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-    ///     tracing::info!(target: "orders", order_id = 42, "loading order");
-    /// });
-    /// assert!(capture.lines()[0].ends_with("  INFO orders: loading order order_id=42"));
-    /// ```
-    pub fn pretty(sink: W, color: bool) -> Self {
-        LogLayer::with_style(sink, Style::Pretty { color })
-    }
-
-    /// A layer writing Elastic Common Schema lines, as Elastic's
-    /// ecs-logging libraries do (see the [format table](crate::fmt#formats)):
-    ///
-    /// ```text
-    /// {"@timestamp":"2026-01-21T10:30:00.123Z","log.level":"info","message":"order placed","ecs.version":"8.11.0","log.logger":"orders","http.request.id":"req-1","trace.id":"4bf92f3577b34da6a3ce929d0e0e4736","span.id":"00f067aa0ba902b7","trace_flags":"01","order_id":42,"service.name":"orders"}
-    /// ```
-    ///
-    /// ```
-    /// use corrlog::{testing::TestLogs, LogLayer};
-    /// use tracing_subscriber::layer::SubscriberExt;
-    ///
-    /// let capture = TestLogs::new();
-    /// let layer = LogLayer::ecs(capture.clone());
+    /// let logs = TestLogs::new();
+    /// let layer = LogLayer::new(logs.clone()).format(Format::Ecs);
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::warn!(target: "orders", "disk low");
     /// });
-    /// assert!(capture.lines()[0].starts_with(r#"{"@timestamp":""#));
-    /// assert!(capture.lines()[0].ends_with(
+    /// assert!(logs.lines()[0].starts_with(r#"{"@timestamp":""#));
+    /// assert!(logs.lines()[0].ends_with(
     ///     r#""log.level":"warn","message":"disk low","ecs.version":"8.11.0","log.logger":"orders"}"#
     /// ));
+    ///
+    /// let logs = TestLogs::new();
+    /// let layer = LogLayer::new(logs.clone()).format(Format::Pretty);
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info!(target: "orders", order_id = 42, "loading order");
+    /// });
+    /// assert!(logs.lines()[0].ends_with("  INFO orders: loading order order_id=42"));
     /// ```
-    pub fn ecs(sink: W) -> Self {
-        LogLayer::with_style(sink, Style::Ecs)
+    #[must_use]
+    pub fn format(mut self, format: Format) -> Self {
+        self.style = format.style(std::io::stdout().is_terminal(), self.color);
+        self.encode_constant();
+        self
     }
 
-    /// A layer writing Google Cloud Logging structured lines (see the
-    /// [format table](crate::fmt#formats)). With a project id, the trace is
-    /// written as `projects/<project>/traces/<trace_id>`, which links each
-    /// line to its trace in Cloud Trace:
-    ///
-    /// ```text
-    /// {"time":"2026-01-21T10:30:00.123Z","severity":"WARNING","message":"slow","logger":"orders","request_id":"req-1","logging.googleapis.com/trace":"projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736","logging.googleapis.com/spanId":"00f067aa0ba902b7","logging.googleapis.com/trace_sampled":true,"serviceContext":{"service":"orders","version":"1.4.2"}}
-    /// ```
+    /// Whether pretty lines are coloured with ANSI escapes. Off by
+    /// default; other formats ignore it.
     ///
     /// ```
-    /// use corrlog::{testing::TestLogs, LogLayer};
+    /// use corrlog::{testing::TestLogs, Format, LogLayer};
+    ///
+    /// let layer = LogLayer::new(TestLogs::new()).format(Format::Pretty).color(true);
+    /// # drop(layer);
+    /// ```
+    #[must_use]
+    pub fn color(mut self, on: bool) -> Self {
+        self.color = on;
+        if let Style::Pretty { color } = &mut self.style {
+            *color = on;
+        }
+        self
+    }
+
+    /// The Google Cloud project whose Cloud Trace holds the traces: with
+    /// [`Format::Gcp`], lines then carry `logging.googleapis.com/trace` as
+    /// `projects/<project_id>/traces/<trace_id>`.
+    ///
+    /// ```
+    /// use corrlog::{testing::TestLogs, Format, LogLayer, RequestContext, RequestId};
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let capture = TestLogs::new();
-    /// let layer = LogLayer::gcp(capture.clone(), Some("my-project"));
+    /// let logs = TestLogs::new();
+    /// let layer = LogLayer::new(logs.clone()).format(Format::Gcp).gcp_project("my-project");
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::warn!(target: "orders", "slow");
     /// });
-    /// assert!(capture.lines()[0].starts_with(r#"{"time":""#));
-    /// assert!(capture.lines()[0].ends_with(r#""severity":"WARNING","message":"slow","logger":"orders"}"#));
+    /// assert!(logs.lines()[0].starts_with(r#"{"time":""#));
+    /// assert!(logs.lines()[0].ends_with(r#""severity":"WARNING","message":"slow","logger":"orders"}"#));
     /// ```
-    pub fn gcp(sink: W, project_id: Option<&str>) -> Self {
-        let mut layer = LogLayer::with_style(sink, Style::Gcp);
-        layer.gcp_project = project_id.map(str::to_owned);
-        layer.encode_constant();
-        layer
-    }
-
-    /// A layer writing Datadog lines (see the [format
-    /// table](crate::fmt#formats)): its reserved attributes, unified
-    /// service tags and `dd.trace_id`/`dd.span_id`, which link each line to
-    /// its trace:
-    ///
-    /// ```text
-    /// {"timestamp":"2026-01-21T10:30:00.123Z","status":"info","message":"order placed","logger.name":"orders","request_id":"req-1","dd.trace_id":"11803532876627986230","dd.span_id":"67667974448284343","trace_flags":"01","service":"orders","version":"1.4.2","env":"production"}
-    /// ```
-    ///
-    /// ```
-    /// use corrlog::{testing::TestLogs, LogLayer};
-    /// use tracing_subscriber::layer::SubscriberExt;
-    ///
-    /// let capture = TestLogs::new();
-    /// let layer = LogLayer::datadog(capture.clone());
-    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-    ///     tracing::error!(target: "orders", "payment failed");
-    /// });
-    /// assert!(capture.lines()[0].ends_with(
-    ///     r#""status":"error","message":"payment failed","logger.name":"orders"}"#
-    /// ));
-    /// ```
-    pub fn datadog(sink: W) -> Self {
-        LogLayer::with_style(sink, Style::Datadog)
+    #[must_use]
+    pub fn gcp_project(mut self, project_id: impl Into<String>) -> Self {
+        self.gcp_project = Some(project_id.into());
+        self.encode_constant();
+        self
     }
 
     pub(crate) fn with_style(sink: W, style: Style) -> Self {
@@ -199,6 +171,7 @@ impl<W: Sink> LogLayer<W> {
             sink: Arc::new(sink),
             clock: SystemTime::now,
             style,
+            color: false,
             redaction: Redaction::default(),
             constant: Constant::default(),
             service: None,
@@ -239,7 +212,7 @@ impl<W: Sink> LogLayer<W> {
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
     /// let capture = TestLogs::new();
-    /// let layer = LogLayer::datadog(capture.clone())
+    /// let layer = LogLayer::new(capture.clone()).format(corrlog::Format::Datadog)
     ///     .service(Service::new("orders").version("1.4.2").environment("staging"));
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::info!("ready");
@@ -275,7 +248,7 @@ impl<W: Sink> LogLayer<W> {
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
     /// let logs = TestLogs::new();
-    /// let layer = LogLayer::json(logs.clone()).panic_lines(false);
+    /// let layer = LogLayer::new(logs.clone()).panic_lines(false);
     /// # drop(tracing_subscriber::registry().with(layer));
     /// ```
     #[must_use]
@@ -295,7 +268,7 @@ impl<W: Sink> LogLayer<W> {
     /// fn fixed() -> SystemTime { UNIX_EPOCH + Duration::from_millis(1_768_991_400_123) }
     ///
     /// let capture = TestLogs::new();
-    /// let layer = LogLayer::json(capture.clone()).clock(fixed);
+    /// let layer = LogLayer::new(capture.clone()).clock(fixed);
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::warn!(target: "app", "disk low");
     /// });
@@ -319,7 +292,7 @@ impl<W: Sink> LogLayer<W> {
     /// use tracing_subscriber::layer::SubscriberExt;
     ///
     /// let capture = TestLogs::new();
-    /// let layer = LogLayer::json(capture.clone())
+    /// let layer = LogLayer::new(capture.clone())
     ///     .redaction(Redaction::default().mask_names_containing(["ssn"]));
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
     ///     tracing::info!(customer_ssn = "078-05-1120", password = "hunter2", "signup");
@@ -386,7 +359,7 @@ impl<W: Sink> LogLayer<W> {
     /// A reference to the sink.
     ///
     /// ```
-    /// let layer = corrlog::LogLayer::json(corrlog::testing::TestLogs::new());
+    /// let layer = corrlog::LogLayer::new(corrlog::testing::TestLogs::new());
     /// assert!(layer.sink().lines().is_empty());
     /// ```
     pub fn sink(&self) -> &W {
@@ -634,5 +607,42 @@ where
         if panic_line {
             mark_panic_line_written();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fmt::Capture;
+
+    #[test]
+    fn format_and_color_combine_in_any_order() {
+        let style = |layer: LogLayer<Capture>| layer.style;
+        let new = || LogLayer::new(Capture::new());
+        assert_eq!(style(new()), Style::Json);
+        assert_eq!(
+            style(new().format(Format::Pretty)),
+            Style::Pretty { color: false }
+        );
+        assert_eq!(
+            style(new().format(Format::Pretty).color(true)),
+            Style::Pretty { color: true }
+        );
+        assert_eq!(
+            style(new().color(true).format(Format::Pretty)),
+            Style::Pretty { color: true }
+        );
+        // Colour means nothing to the JSON formats.
+        assert_eq!(style(new().color(true).format(Format::Ecs)), Style::Ecs);
+        assert_eq!(style(new().format(Format::Gcp)), Style::Gcp);
+        assert_eq!(style(new().format(Format::Datadog)), Style::Datadog);
+        // Auto asks of standard output, which is no terminal under test.
+        let auto = style(new().format(Format::Auto));
+        let expected = if std::io::stdout().is_terminal() {
+            Style::Pretty { color: false }
+        } else {
+            Style::Json
+        };
+        assert_eq!(auto, expected);
     }
 }

@@ -16,6 +16,75 @@ use super::time::TimestampCache;
 use super::{datadog, ecs, gcp, json, pretty};
 use crate::context::{BoundField, FieldValue, RequestContext, ACCESS_TARGET};
 
+/// How lines are laid out: the one format choice of the
+/// [builder](crate::Builder::format), a [`LogLayer`](crate::LogLayer::format)
+/// and `CORRLOG_FORMAT` (`json`, `pretty`, `auto`, `ecs`, `gcp`,
+/// `datadog`). See the [format table](crate::fmt#formats).
+///
+/// ```
+/// let builder = corrlog::builder().format(corrlog::Format::Ecs);
+/// # drop(builder);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// One JSON object per line (see the [line schema](crate::fmt)).
+    Json,
+    /// Human-readable console lines, with the same fields in the same
+    /// order, values written as JSON:
+    ///
+    /// ```text
+    /// 2026-01-21T10:30:00.123Z  INFO orders: loading order request_id=550e8400-e29b-41d4-a716-446655440000 order_id="42"
+    /// ```
+    Pretty,
+    /// Pretty when the output is a terminal, JSON otherwise: the builder
+    /// asks of its [destination](crate::output::Destination) (coloured
+    /// unless `NO_COLOR` is set), a [`LogLayer`](crate::LogLayer) of
+    /// standard output. The builder's default.
+    #[default]
+    Auto,
+    /// Elastic Common Schema lines, as Elastic's ecs-logging libraries
+    /// write them:
+    ///
+    /// ```text
+    /// {"@timestamp":"2026-01-21T10:30:00.123Z","log.level":"info","message":"order placed","ecs.version":"8.11.0","log.logger":"orders","http.request.id":"req-1","trace.id":"4bf92f3577b34da6a3ce929d0e0e4736","span.id":"00f067aa0ba902b7","trace_flags":"01","order_id":42,"service.name":"orders"}
+    /// ```
+    Ecs,
+    /// Google Cloud Logging structured lines. With a project id
+    /// ([`Builder::gcp_project`](crate::Builder::gcp_project),
+    /// [`LogLayer::gcp_project`](crate::LogLayer::gcp_project)), the trace
+    /// is written as `projects/<project>/traces/<trace_id>`, which links
+    /// each line to its trace in Cloud Trace:
+    ///
+    /// ```text
+    /// {"time":"2026-01-21T10:30:00.123Z","severity":"WARNING","message":"slow","logger":"orders","request_id":"req-1","logging.googleapis.com/trace":"projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736","logging.googleapis.com/spanId":"00f067aa0ba902b7","logging.googleapis.com/trace_sampled":true,"serviceContext":{"service":"orders","version":"1.4.2"}}
+    /// ```
+    Gcp,
+    /// Datadog lines: its reserved attributes, unified service tags and
+    /// `dd.trace_id`/`dd.span_id`, which link each line to its trace:
+    ///
+    /// ```text
+    /// {"timestamp":"2026-01-21T10:30:00.123Z","status":"info","message":"order placed","logger.name":"orders","request_id":"req-1","dd.trace_id":"11803532876627986230","dd.span_id":"67667974448284343","trace_flags":"01","service":"orders","version":"1.4.2","env":"production"}
+    /// ```
+    Datadog,
+}
+
+impl Format {
+    /// The layout of this format; `terminal` says whether the output is
+    /// one, for [`Format::Auto`].
+    pub(crate) fn style(self, terminal: bool, color: bool) -> Style {
+        match self {
+            Format::Json => Style::Json,
+            Format::Pretty => Style::Pretty { color },
+            Format::Auto if terminal => Style::Pretty { color },
+            Format::Auto => Style::Json,
+            Format::Ecs => Style::Ecs,
+            Format::Gcp => Style::Gcp,
+            Format::Datadog => Style::Datadog,
+        }
+    }
+}
+
 /// How a line is laid out: one JSON object (corrlog's own keys or a
 /// vendor's), or a human-readable console line (`key=value` pairs with
 /// JSON values, optionally coloured).

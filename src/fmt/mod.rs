@@ -55,7 +55,7 @@
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let capture = TestLogs::new();
-//! let subscriber = tracing_subscriber::registry().with(LogLayer::json(capture.clone()));
+//! let subscriber = tracing_subscriber::registry().with(LogLayer::new(capture.clone()));
 //! tracing::subscriber::with_default(subscriber, || {
 //!     let ctx = RequestContext::new(RequestId::new("req-1").unwrap());
 //!     ctx.run(|| tracing::info!(target: "orders", order_id = 42, "order placed"));
@@ -70,10 +70,9 @@
 //! # Formats
 //!
 //! Beside corrlog's JSON and pretty lines, a [`LogLayer`](crate::LogLayer)
-//! writes three vendors' layouts ([`LogLayer::ecs`](crate::LogLayer::ecs),
-//! [`LogLayer::gcp`](crate::LogLayer::gcp),
-//! [`LogLayer::datadog`](crate::LogLayer::datadog); `Format::Ecs`, `Gcp`,
-//! `Datadog` in the builder, or `CORRLOG_FORMAT`). The same request id,
+//! writes three vendors' layouts: [`Format::Ecs`], [`Format::Gcp`] and
+//! [`Format::Datadog`], chosen with [`LogLayer::format`](crate::LogLayer::format),
+//! [`Builder::format`](crate::Builder::format) or `CORRLOG_FORMAT`. The same request id,
 //! bound, span and event fields, redaction, escaping and size caps apply in
 //! each; only the names (and a few value formats) of corrlog's own fields
 //! change, and each format's reserved keys are renamed `fields.<name>` when
@@ -99,7 +98,7 @@
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let capture = TestLogs::new();
-//! let layer = LogLayer::gcp(capture.clone(), Some("my-project"))
+//! let layer = LogLayer::new(capture.clone()).format(corrlog::Format::Gcp).gcp_project("my-project")
 //!     .service(Service::new("orders").version("1.4.2"));
 //! tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
 //!     let ctx = RequestContext::new(RequestId::new("req-1").unwrap());
@@ -170,6 +169,7 @@ mod visitor;
 pub use self::buffer::{
     Buffering, BufferingFilter, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_TOTAL_BUFFER_BYTES,
 };
+pub use self::line::Format;
 pub use self::redact::{redact_url, Redaction, DEFAULT_MAX_VALUE_BYTES, MASK};
 pub use self::service::Service;
 pub(crate) use self::sink::Capture;

@@ -32,7 +32,7 @@ use crate::context::RequestId;
 ///     .instance_id("orders-7d9f-x2")
 ///     .environment("production");
 /// let capture = TestLogs::new();
-/// let layer = LogLayer::json(capture.clone()).service(service);
+/// let layer = LogLayer::new(capture.clone()).service(service);
 /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
 ///     tracing::info!(target: "orders", "ready");
 /// });

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 ///     }
 /// }
 ///
-/// let layer = corrlog::LogLayer::json(Counter::default());
+/// let layer = corrlog::LogLayer::new(Counter::default());
 /// # drop(layer);
 /// ```
 pub trait Sink: Send + Sync + 'static {

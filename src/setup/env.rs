@@ -3,8 +3,9 @@
 
 use std::env;
 
-use super::{Builder, Format};
+use super::Builder;
 use crate::error::{Error, ErrorKind};
+use crate::fmt::Format;
 use crate::fmt::{Buffering, Service};
 use crate::output::Backpressure;
 use crate::output::{Destination, RollingFile};

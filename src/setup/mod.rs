@@ -16,54 +16,11 @@ pub use self::signal::shutdown_signal;
 use crate::error::{Error, ErrorKind};
 use crate::fmt::layer::LogLayer;
 use crate::fmt::line::{Constant, Style};
-use crate::fmt::{Buffering, BufferingFilter, Redaction, Service};
+use crate::fmt::{Buffering, BufferingFilter, Format, Redaction, Service};
 use crate::http::layer::RequestLayer;
 use crate::output::{
     Backpressure, Destination, Pipeline, PipelineGuard, ShutdownReport, Stats, DEFAULT_QUEUE_BYTES,
 };
-
-/// A starting configuration. See the table in the [`Builder`] docs.
-///
-/// ```
-/// let builder = corrlog::builder().preset(corrlog::Preset::Production);
-/// # drop(builder);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Preset {
-    /// JSON lines to stdout at `info`.
-    Production,
-    /// Pretty console lines (coloured on a terminal) to stdout at `debug`.
-    Dev,
-    /// Pretty on a terminal, JSON otherwise, at `info`.
-    #[default]
-    Auto,
-}
-
-/// How lines are laid out.
-///
-/// ```
-/// let builder = corrlog::builder().format(corrlog::Format::Pretty);
-/// # drop(builder);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Format {
-    /// One JSON object per line (see the [line schema](crate::fmt)).
-    Json,
-    /// Human-readable console lines.
-    Pretty,
-    /// Pretty when the output is a terminal, JSON otherwise.
-    Auto,
-    /// Elastic Common Schema lines, as Elastic's ecs-logging libraries
-    /// write them (see [`LogLayer::ecs`]).
-    Ecs,
-    /// Google Cloud Logging structured lines (see [`LogLayer::gcp`] and
-    /// [`Builder::gcp_project`]).
-    Gcp,
-    /// Datadog lines (see [`LogLayer::datadog`]).
-    Datadog,
-}
 
 /// Sets up logging in one call: the subscriber (filter + line layer), the
 /// writer pipeline, and the tower layer for your router. Made by
@@ -71,11 +28,11 @@ pub enum Format {
 ///
 /// ```no_run
 /// use axum::{routing::get, Router};
-/// use corrlog::Preset;
+/// use corrlog::Format;
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let logging = corrlog::builder().preset(Preset::Production).init()?;
+/// let logging = corrlog::builder().format(Format::Json).init()?;
 ///
 /// let app: Router = Router::new()
 ///     .route("/", get(|| async { "ok" }))
@@ -92,13 +49,13 @@ pub enum Format {
 /// # }
 /// ```
 ///
-/// # Presets
+/// # Defaults
 ///
-/// | preset | format | level | output |
-/// |---|---|---|---|
-/// | [`Preset::Production`] | JSON lines | `info` | stdout |
-/// | [`Preset::Dev`] | pretty, coloured on a terminal | `debug` | stdout |
-/// | [`Preset::Auto`] (default) | pretty on a terminal, JSON otherwise | `info` | stdout |
+/// | setting | default | set with |
+/// |---|---|---|
+/// | format | pretty on a terminal (coloured), JSON lines otherwise | [`Builder::format`], `CORRLOG_FORMAT` |
+/// | level | `info` | [`Builder::level`], `CORRLOG_LEVEL`, `RUST_LOG` |
+/// | output | stdout | [`Builder::output`], `CORRLOG_FILE` |
 ///
 /// All outputs go through the [pipeline](crate::output::Pipeline): I/O
 /// happens on the writer thread, never on the request path.
@@ -156,7 +113,7 @@ pub struct Builder {
     use_env: bool,
 }
 
-/// Starts a [`Builder`] with [`Preset::Auto`]. See [`Builder`].
+/// Starts a [`Builder`] with its defaults. See [`Builder`].
 ///
 /// ```no_run
 /// let logging = corrlog::builder().init()?;
@@ -265,24 +222,6 @@ pub type BuiltSubscriber = tracing_subscriber::layer::Layered<
 >;
 
 impl Builder {
-    /// Applies a preset's format and level. See the table in the
-    /// [`Builder`] docs.
-    ///
-    /// ```
-    /// let builder = corrlog::builder().preset(corrlog::Preset::Dev);
-    /// # drop(builder);
-    /// ```
-    pub fn preset(mut self, preset: Preset) -> Self {
-        let (format, level) = match preset {
-            Preset::Production => (Format::Json, "info"),
-            Preset::Dev => (Format::Pretty, "debug"),
-            Preset::Auto => (Format::Auto, "info"),
-        };
-        self.format = format;
-        self.level = level.to_owned();
-        self
-    }
-
     /// The line format. Defaults to [`Format::Auto`].
     ///
     /// ```
@@ -538,15 +477,7 @@ impl Builder {
             })?;
         let terminal = self.output.is_terminal();
         let color = terminal && !(self.use_env && std::env::var_os("NO_COLOR").is_some());
-        let style = match self.format {
-            Format::Json => Style::Json,
-            Format::Pretty => Style::Pretty { color },
-            Format::Auto if terminal => Style::Pretty { color },
-            Format::Auto => Style::Json,
-            Format::Ecs => Style::Ecs,
-            Format::Gcp => Style::Gcp,
-            Format::Datadog => Style::Datadog,
-        };
+        let style = self.format.style(terminal, color);
         let panic_lines = self
             .panic_lines
             .unwrap_or(!matches!(style, Style::Pretty { .. }));
@@ -632,7 +563,7 @@ impl Builder {
     /// subscriber already set.
     ///
     /// ```no_run
-    /// let logging = corrlog::builder().preset(corrlog::Preset::Production).init()?;
+    /// let logging = corrlog::builder().format(corrlog::Format::Json).init()?;
     /// # drop(logging);
     /// # Ok::<(), corrlog::Error>(())
     /// ```
@@ -713,7 +644,7 @@ mod tests {
     fn build_gives_a_working_subscriber() {
         let capture = Capture::new();
         let (subscriber, logging) = builder()
-            .preset(Preset::Production)
+            .format(Format::Json)
             .output(Destination::Writer(Box::new(capture.clone())))
             .use_env(false)
             .build()

@@ -24,7 +24,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use corrlog::fmt::Service;
 use corrlog::http::AccessLog;
-use corrlog::{Preset, RequestLayer};
+use corrlog::{Format, RequestLayer};
 use corrlog_actix::RequestMiddleware;
 
 #[actix_web::main]
@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // axum demo's.
     let access = AccessLog::default().trusted_proxies(args.trusted_proxies);
     let logging = corrlog::builder()
-        .preset(Preset::Production)
+        .format(Format::Json)
         .service(Service::new("corrlog-actix-demo").version(env!("CARGO_PKG_VERSION")))
         .request_layer(RequestLayer::new().access_log(access))
         .init();

@@ -43,7 +43,7 @@ impl Sink for ToCurrent {
 fn install_subscriber() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let subscriber = tracing_subscriber::registry().with(corrlog::LogLayer::json(ToCurrent));
+        let subscriber = tracing_subscriber::registry().with(corrlog::LogLayer::new(ToCurrent));
         tracing::subscriber::set_global_default(subscriber).unwrap();
     });
 }

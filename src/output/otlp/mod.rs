@@ -64,7 +64,7 @@
 //!     .retry_window(Duration::from_secs(60))
 //!     .writer();
 //! let (pipeline, guard) = Pipeline::builder(writer).fallback_to_stderr(false).start();
-//! let layer = corrlog::LogLayer::json(pipeline);
+//! let layer = corrlog::LogLayer::new(pipeline);
 //! # drop(layer);
 //! # drop(guard);
 //! ```

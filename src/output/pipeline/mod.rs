@@ -340,7 +340,7 @@ impl Pipeline {
     /// use corrlog::output::Pipeline;
     ///
     /// let (pipeline, guard) = Pipeline::builder(std::io::stderr()).start();
-    /// let layer = corrlog::LogLayer::json(pipeline);
+    /// let layer = corrlog::LogLayer::new(pipeline);
     /// # drop(layer);
     /// guard.shutdown(Duration::from_secs(1));
     /// ```
