@@ -50,14 +50,16 @@
 //! # How a request becomes a line
 //!
 //! One module per stage. Dependencies point one way: set-up wires the
-//! others; [`http`] and [`fmt`] both build on [`context`]; [`output`]
+//! others; [`http`] and [`fmt`] both build on [`context`]; [`propagate`]
+//! builds on [`context`] and the id policy of [`http`]; [`output`]
 //! implements the [`fmt::Sink`] the formatting stage writes to; [`context`]
 //! depends on no other stage.
 //!
 //! | stage | module | what happens there |
 //! |---|---|---|
 //! | set-up | [`builder()`] | one call installs the filter, the [`LogLayer`] and the pipeline, and returns the [`RequestLayer`] and a shutdown guard ([`Logging`]) |
-//! | HTTP | [`http`] | the [`RequestLayer`] picks the id (a valid `x-request-id`, or a new one), continues the W3C trace, keeps the context around the handler *and* the response body, sets the id on every response (panics included), writes the access line; gRPC calls on tonic get their RPC and status on it ([gRPC](crate::http#grpc)); outgoing calls carry the id ([`http::inject`], [`http::PropagateLayer`]); other frameworks start the same request path with [`http::Exchange`] (actix-web: the `corrlog-actix` crate) |
+//! | HTTP | [`http`] | the [`RequestLayer`] picks the id (a valid `x-request-id`, or a new one), continues the W3C trace, keeps the context around the handler *and* the response body, sets the id on every response (panics included), writes the access line; gRPC calls on tonic get their RPC and status on it ([gRPC](crate::http#grpc)); other frameworks start the same request path with [`http::Exchange`] (actix-web: the `corrlog-actix` crate) |
+//! | propagation | [`propagate`] | the id and trace context carried on: HTTP and gRPC clients ([`propagate::inject`], [`propagate::PropagateLayer`], reqwest), queue messages ([`propagate::extract`] on the consumer), SQL comments ([`propagate::tag_sql`]) |
 //! | context | [`context`] | the per-task [`RequestContext`]: read the id anywhere with [`request_id()`], add fields to later lines with [`bind()`], carry it into new tasks with [`spawn`], [`spawn_blocking`] and [`context::capture`] |
 //! | formatting | [`fmt`] | the [`LogLayer`] turns each event into one flat JSON object (or a console line) with the request's id, trace ids and fields at top level, redacted and escaped; its docs specify the line schema |
 //! | output | [`output`] | the [`Pipeline`](output::Pipeline) queues lines for a writer thread (bounded by bytes, a stated [`Backpressure`](output::Backpressure) policy, nothing lost on shutdown); [`RollingFile`](output::RollingFile); OTLP export to a collector (feature `otlp`) |
@@ -72,8 +74,8 @@
 //! | `log` | yes | records of crates using `log` go to the same lines, with the request id |
 //! | `signal` | yes | [`shutdown_signal`], Ctrl-C or SIGTERM for graceful shutdown (tokio's `signal`) |
 //! | `testing` | no | [`testing`]: capture a test's lines across a multi-thread runtime (tokio's `rt-multi-thread`); for `[dev-dependencies]` |
-//! | `reqwest` | no | [`http::PropagateHeaders`], a `reqwest-middleware` 0.5 middleware for reqwest 0.13 clients |
-//! | `opentelemetry` | no | with `tracing-opentelemetry` 0.34, lines carry the ids of the exported request span (see [`TraceParent`](crate::http::TraceParent)) |
+//! | `reqwest` | no | [`propagate::PropagateHeaders`], a `reqwest-middleware` 0.5 middleware for reqwest 0.13 clients |
+//! | `opentelemetry` | no | with `tracing-opentelemetry` 0.34, lines carry the ids of the exported request span (see [`TraceParent`](crate::context::TraceParent)) |
 //! | `otlp` | no | `output::otlp`: log records to an OpenTelemetry Collector over OTLP/HTTP, set up by `Builder::otlp` or `OTEL_EXPORTER_OTLP_ENDPOINT` |
 //!
 //! # Why not a `thread_local!`
@@ -93,6 +95,7 @@ pub mod fmt;
 pub mod http;
 pub mod output;
 mod panic;
+pub mod propagate;
 mod setup;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -9,7 +9,8 @@ mod common;
 use std::collections::HashMap;
 
 use corrlog::context::TraceContext;
-use corrlog::http::{carrier, X_REQUEST_ID};
+use corrlog::http::X_REQUEST_ID;
+use corrlog::propagate as carrier;
 use corrlog::testing::TestLogs;
 use corrlog::{RequestContext, RequestId};
 use serde_json::Value;
@@ -195,4 +196,63 @@ fn every_carrier_type_round_trips() {
     let mut empty: HashMap<String, String> = HashMap::new();
     assert!(!carrier::inject(&mut empty));
     assert!(empty.is_empty());
+}
+
+/// Every carrier goes through one `inject_from`: keys of another case are
+/// replaced, and a `tracestate` of another trace does not stay beside the
+/// new `traceparent`.
+#[test]
+fn stale_keys_are_replaced_in_every_carrier() {
+    let ctx = RequestContext::with_trace(
+        RequestId::new("fresh-1").unwrap(),
+        Some(TraceContext::new_root()),
+        X_REQUEST_ID,
+    );
+    let stale = [
+        ("X-Request-Id", "old-id"),
+        (
+            "TRACEPARENT",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+        ("TraceState", "old=1"),
+    ];
+    let expect = |pairs: Vec<(String, String)>| {
+        let mut keys: Vec<String> = pairs.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+        keys.sort();
+        assert_eq!(keys, ["traceparent", "x-request-id"], "{pairs:?}");
+        assert!(
+            pairs
+                .iter()
+                .all(|(_, v)| !v.contains("old") && !v.contains("0af76519")),
+            "{pairs:?}"
+        );
+    };
+    let owned = || {
+        stale
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    };
+    let mut list: Vec<(String, String)> = owned().collect();
+    carrier::inject_from(&ctx, &mut list);
+    expect(list);
+    let mut map: HashMap<String, String> = owned().collect();
+    carrier::inject_from(&ctx, &mut map);
+    expect(map.into_iter().collect());
+    let mut tree: std::collections::BTreeMap<String, String> = owned().collect();
+    carrier::inject_from(&ctx, &mut tree);
+    expect(tree.into_iter().collect());
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in stale {
+        headers.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    carrier::inject_from(&ctx, &mut headers);
+    expect(
+        headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect(),
+    );
 }

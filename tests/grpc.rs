@@ -629,7 +629,7 @@ fn a_client_behind_propagate_layer_continues_the_callers_request() {
     );
     let reply = client_runtime().block_on(caller.scope(async {
         let channel = tower::ServiceBuilder::new()
-            .layer(corrlog::http::PropagateLayer)
+            .layer(corrlog::propagate::PropagateLayer)
             .service(server.channel());
         let mut client = OrdersClient::new(channel);
         client

@@ -60,7 +60,8 @@ async fn load(n: u32) -> u32 {
 async fn handler() -> Json<Value> {
     tracing::info!(target: "app", "handling");
     load(1).await;
-    let outgoing = corrlog::http::propagation_headers();
+    let mut outgoing = http::HeaderMap::new();
+    corrlog::propagate::inject(&mut outgoing);
     Json(json!({
         "request_id": corrlog::request_id().unwrap().to_string(),
         "traceparent": outgoing["traceparent"].to_str().unwrap(),

@@ -45,8 +45,8 @@
 //! being actix's match pattern (`/orders/{order_id}`).
 //!
 //! Calls a handler makes carry the id and `traceparent` with corrlog's
-//! helpers as in any service: [`corrlog::http::inject`] on any header map,
-//! or `corrlog::http::PropagateHeaders` on a `reqwest_middleware` client.
+//! helpers as in any service: [`corrlog::propagate::inject`] on any header map,
+//! or `corrlog::propagate::PropagateHeaders` on a `reqwest_middleware` client.
 //! Inside a request, [`corrlog::request_id`], [`corrlog::bind`],
 //! [`corrlog::spawn`] and [`corrlog::spawn_blocking`] work as documented
 //! in corrlog.

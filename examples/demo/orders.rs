@@ -43,7 +43,7 @@ pub(crate) struct Downstream {
 impl Downstream {
     pub(crate) fn new(base_url: &str) -> Self {
         let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(corrlog::http::PropagateHeaders)
+            .with(corrlog::propagate::PropagateHeaders)
             .build();
         Downstream {
             base_url: Arc::from(base_url.trim_end_matches('/')),

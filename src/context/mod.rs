@@ -71,19 +71,18 @@
 //! still carry the request id (the HTTP layer's request span holds it), but
 //! [`crate::request_id`] returns `None` there: prefer the helpers.
 //!
-//! # SQL statements
+//! # Trace context
 //!
-//! [`tag_sql`] appends a [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
-//! comment with the request id and `traceparent` to a statement, so a slow
-//! query in the database's log leads back to the request. Mind the cost to
-//! prepared-statement caches ([`RequestContext::tag_sql`]).
+//! A request's place in a W3C trace is its [`TraceContext`], read from an
+//! incoming `traceparent` header ([`TraceParent`]) or started anew. The
+//! [`crate::propagate`] module carries both the id and the trace on to the
+//! calls and messages a request makes.
 
 pub(crate) mod access;
 pub(crate) mod buffer;
 pub(crate) mod id;
 pub(crate) mod request;
 pub(crate) mod spawn;
-pub(crate) mod sql;
 pub(crate) mod trace;
 
 pub(crate) use self::id::RequestId;
@@ -93,6 +92,8 @@ pub(crate) use self::request::{
     BoundField, FieldValue, RequestContext, ACCESS_TARGET, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET,
 };
 pub use self::spawn::{capture, FutureExt, InRequest};
-pub use self::sql::tag_sql;
 pub(crate) use self::trace::write_hex;
-pub use self::trace::TraceContext;
+pub use self::trace::{
+    TraceContext, TraceParent, MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS, TRACEPARENT,
+    TRACESTATE,
+};

@@ -20,7 +20,7 @@
 //! | `message` | the event's message (`""` when it has none) |
 //! | `logger` | the event's target: the module path, or `target: "orders"` |
 //! | `request_id` | the current request's id; **omitted** outside a request |
-//! | `trace_id`, `span_id` | the request's W3C trace id and this hop's span id (see [`TraceParent`](crate::http::TraceParent)); omitted when the context has no trace |
+//! | `trace_id`, `span_id` | the request's W3C trace id and this hop's span id (see [`TraceParent`](crate::context::TraceParent)); omitted when the context has no trace |
 //! | `trace_flags` | the W3C trace flags as two hex digits (`01` sampled, `00` not), with the ids |
 //! | `service.name`, `service.version`, `service.instance.id`, `deployment.environment.name` | the [`Service`], when one is set; last on the line |
 //! | bound fields | fields bound with [`crate::bind`] during the request |

@@ -12,7 +12,8 @@ use tracing::{Level, Span};
 
 use super::access::Record;
 use super::layer::RequestLayer;
-use super::{grpc, trace_context, Config};
+use super::{grpc, Config};
+use crate::context::trace as trace_context;
 use crate::context::{
     RequestContext, RequestId, TraceContext, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET,
 };

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tower_layer::Layer;
 
-#[cfg(doc)]
-use super::{inject, TraceParent};
 use super::{AccessLog, IdPolicy, RequestService};
 use crate::context::{MakeRequestId, RequestId, UuidV4, X_REQUEST_ID};
+#[cfg(doc)]
+use crate::{context::TraceParent, propagate::inject};
 
 /// A tower [`Layer`] that gives each request an id and a logging context.
 /// See the [module docs](crate::http).

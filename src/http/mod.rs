@@ -73,17 +73,14 @@
 //! A valid incoming W3C `traceparent` is continued (same trace id, a new
 //! span id for this hop); anything else starts a new trace. Every line of
 //! the request carries `trace_id` and `span_id`. Parsing rules:
-//! [`TraceParent`].
+//! [`TraceParent`](crate::context::TraceParent).
 //!
 //! # Across services
 //!
 //! Calls the service makes carry the request id (in the header it reads it
-//! from) and a `traceparent` naming this hop: [`inject`] fills any
-//! `http::HeaderMap`, [`PropagateLayer`] does it for a tower client (tonic,
-//! hyper); with the `reqwest` feature, [`PropagateHeaders`] does it for a
-//! `reqwest_middleware` client. Queue messages and other
-//! key-value carriers: [`carrier::inject`] on the producer, and
-//! [`carrier::extract`] on the consumer, validated like HTTP headers.
+//! from) and a `traceparent` naming this hop: see [`crate::propagate`]
+//! for HTTP clients, tower and tonic clients, reqwest, queue messages and
+//! SQL statements.
 //!
 //! # gRPC
 //!
@@ -130,7 +127,7 @@
 //!   lines of a server-streaming handler's items carry the id.
 //!
 //! A tonic client propagates the id and `traceparent` with
-//! [`PropagateLayer`] around its channel. gRPC-Web (`application/grpc-web`)
+//! [`PropagateLayer`](crate::propagate::PropagateLayer) around its channel. gRPC-Web (`application/grpc-web`)
 //! carries its status in the body and is treated as plain HTTP. See
 //! `examples/grpc_demo.rs`.
 //!
@@ -152,7 +149,6 @@
 
 pub(crate) mod access;
 mod body;
-pub mod carrier;
 mod exchange;
 #[cfg(feature = "axum")]
 mod extract;
@@ -160,9 +156,7 @@ mod future;
 mod grpc;
 mod id_policy;
 pub(crate) mod layer;
-mod propagate;
 mod service;
-mod trace_context;
 
 pub use self::access::{AccessLog, ClientIpHeader};
 pub use self::body::ResponseBody;
@@ -172,15 +166,7 @@ pub use self::extract::MissingRequestId;
 pub use self::future::ResponseFuture;
 pub use self::id_policy::IdPolicy;
 pub(crate) use self::layer::Config;
-#[cfg(feature = "reqwest")]
-pub use self::propagate::PropagateHeaders;
-pub use self::propagate::{
-    inject, inject_from, propagation_headers, PropagateLayer, PropagateService,
-};
 pub use self::service::RequestService;
-pub use self::trace_context::{
-    TraceParent, MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS, TRACEPARENT, TRACESTATE,
-};
 pub use crate::context::id::DEFAULT_MAX_LEN;
 pub use crate::context::request::{ACCESS_TARGET, X_REQUEST_ID};
 pub use ipnet::IpNet;

@@ -5,8 +5,7 @@ use std::fmt;
 
 use http::{HeaderMap, HeaderName};
 
-use crate::context::trace::{hex_string, random_span_id, write_hex};
-use crate::context::TraceContext;
+use super::{hex_string, random_span_id, write_hex, TraceContext};
 
 /// The W3C `traceparent` header.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -21,7 +20,7 @@ pub const MAX_TRACESTATE_BYTES: usize = 512;
 /// When a request brings a valid `traceparent`, the request continues that
 /// trace: same `trace_id`, and a new `span_id` for this hop. Otherwise a new
 /// trace starts. Every line of the request carries `trace_id` and `span_id`
-/// as top-level fields, and outgoing calls (see [`inject`](crate::http::inject)) carry
+/// as top-level fields, and outgoing calls (see [`inject`](crate::propagate::inject)) carry
 /// `traceparent: 00-<trace_id>-<this hop's span_id>-<flags>`.
 ///
 /// Parsing follows the specification:
@@ -50,7 +49,7 @@ pub const MAX_TRACESTATE_BYTES: usize = 512;
 /// the request arrives supplies the trace id and span id.
 ///
 /// ```
-/// use corrlog::http::TraceParent;
+/// use corrlog::context::TraceParent;
 ///
 /// let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
 /// assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");

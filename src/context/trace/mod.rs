@@ -1,9 +1,18 @@
 //! A request's place in a W3C trace: the trace it belongs to and this
-//! hop's span id. Parsing incoming `traceparent` headers is the HTTP
-//! layer's job ([`crate::http::TraceParent`]); this is the value every line
-//! of the request and every outgoing call reads.
+//! hop's span id ([`TraceContext`], what every line of the request and
+//! every outgoing call reads), and the W3C Trace Context headers it is
+//! read from and written as (`w3c.rs`: [`TraceParent`], `tracestate`).
 
 use std::fmt;
+
+mod w3c;
+
+pub(crate) use self::w3c::{continue_or_start, continue_or_start_from, tracestate_of};
+#[cfg(feature = "opentelemetry")]
+pub(crate) use self::w3c::{exported_span_ids, from_opentelemetry};
+pub use self::w3c::{
+    TraceParent, MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS, TRACEPARENT, TRACESTATE,
+};
 
 /// A byte's two lowercase hex digits.
 #[inline]

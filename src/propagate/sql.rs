@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::request::RequestContext;
+use crate::context::RequestContext;
 
 /// The statement with a [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
 /// comment naming the current request (its `request_id`, and its
@@ -36,7 +36,7 @@ use super::request::RequestContext;
 /// sample text, with one request's comment.
 ///
 /// ```
-/// use corrlog::context::tag_sql;
+/// use corrlog::propagate::tag_sql;
 /// use corrlog::{RequestContext, RequestId};
 ///
 /// assert_eq!(tag_sql("SELECT 1"), "SELECT 1");
