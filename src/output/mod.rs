@@ -1,13 +1,13 @@
 //! Where lines go: the [writer pipeline](Pipeline) that moves I/O off the
-//! request path, rolling log files, and simple sinks that write on the
-//! calling thread.
+//! request path, rolling log files, and a simple sink that writes on the
+//! calling thread. Lines in memory, for tests: [`TestLogs`](crate::testing::TestLogs).
 //!
 //! | type | what it is |
 //! |---|---|
 //! | [`Pipeline`] | a [`Sink`](crate::fmt::Sink) that queues lines for a writer thread; bounded by bytes, with a stated [`Backpressure`] policy and a shutdown report |
 //! | [`RollingFile`] | an `io::Write` log file rotating by size and time, for a pipeline's output |
-//! | [`Stdout`], [`WriterSink`] | sinks that write on the logging thread |
-//! | [`TestLogs`] | lines in memory, for tests |
+//! | [`Destination`] | where the [builder](crate::Builder) writes: stdout, stderr, a rolling file, any `io::Write` |
+//! | [`WriterSink`] | a sink that writes on the logging thread |
 //! | `otlp::OtlpWriter` | (feature `otlp`) a pipeline output exporting OTLP log records to a collector |
 //!
 //! # When the output is slower than the application

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use crate::fmt::Sink;
 
-/// Writes lines to any [`io::Write`] behind a mutex: a file, a socket,
-/// [`io::sink()`]. Errors are ignored.
+/// Writes lines to any [`io::Write`](std::io::Write) behind a mutex: a file, a socket,
+/// [`io::sink()`](std::io::sink). Errors are ignored.
 ///
 /// ```
 /// use corrlog::fmt::Sink;

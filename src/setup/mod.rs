@@ -70,7 +70,7 @@ use crate::output::{
 /// | `CORRLOG_FORMAT` | `json`, `pretty`, `auto`, `ecs`, `gcp`, `datadog` | [`Builder::format`] |
 /// | `CORRLOG_LEVEL` | a filter: `info`, `warn,orders=debug` | [`Builder::level`] |
 /// | `RUST_LOG` | the same, used when `CORRLOG_LEVEL` is unset | [`Builder::level`] |
-/// | `CORRLOG_FILE` | a path | output: [`Destination::file`] there (rotating at 100 MiB, 10 old files kept) |
+/// | `CORRLOG_FILE` | a path | output: [`Destination::File`] there (rotating at 100 MiB, 10 old files kept) |
 /// | `CORRLOG_BACKPRESSURE` | `block`, `drop` | [`Builder::backpressure`] |
 /// | `CORRLOG_QUEUE_BYTES` | a byte count | [`Builder::queue_bytes`] |
 /// | `NO_COLOR` | any value | turns colour off in pretty output |

@@ -333,7 +333,7 @@ impl PipelineBuilder {
 impl Pipeline {
     /// A builder for a pipeline writing to `output` (stdout, stderr, a
     /// file, a [`RollingFile`](super::RollingFile), a
-    /// [`TestLogs`](super::TestLogs), any `io::Write`).
+    /// [`TestLogs`](crate::testing::TestLogs), any `io::Write`).
     ///
     /// ```
     /// use std::time::Duration;
