@@ -172,5 +172,6 @@ pub use self::buffer::{
 pub use self::line::Format;
 pub use self::redact::{redact_url, Redaction, DEFAULT_MAX_VALUE_BYTES, MASK};
 pub use self::service::Service;
+#[cfg(any(test, feature = "testing"))]
 pub(crate) use self::sink::Capture;
 pub use self::sink::Sink;

@@ -1,8 +1,12 @@
 //! Where a [`LogLayer`](crate::LogLayer) hands its lines.
 
+#[cfg(any(test, feature = "testing"))]
 use std::fmt;
+#[cfg(any(test, feature = "testing"))]
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+#[cfg(any(test, feature = "testing"))]
+use std::sync::{Mutex, MutexGuard};
 
 /// Receives complete, newline-terminated lines from a
 /// [`LogLayer`](crate::LogLayer), one call per line.
@@ -47,6 +51,7 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Keeps every line in memory: the lines of [`TestLogs`](crate::testing::TestLogs),
 /// and of the crate's own unit tests. Clones share the same lines.
 #[derive(Clone, Default)]
@@ -54,6 +59,7 @@ pub(crate) struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl fmt::Debug for Capture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Capture")
@@ -62,6 +68,7 @@ impl fmt::Debug for Capture {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Capture {
     /// An empty capture.
     pub(crate) fn new() -> Self {
@@ -94,6 +101,7 @@ impl Capture {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Sink for Capture {
     fn write_line(&self, line: &[u8]) {
         self.lock().extend_from_slice(line);
@@ -101,6 +109,7 @@ impl Sink for Capture {
 }
 
 /// A capture is also an `io::Write`, so it can be a pipeline's output.
+#[cfg(any(test, feature = "testing"))]
 impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.lock().extend_from_slice(buf);
