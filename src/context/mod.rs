@@ -78,7 +78,6 @@
 //! [`crate::propagate`] module carries both the id and the trace on to the
 //! calls and messages a request makes.
 
-pub(crate) mod access;
 pub(crate) mod buffer;
 pub(crate) mod id;
 pub(crate) mod request;

@@ -449,8 +449,8 @@ impl<W: Sink> LogLayer<W> {
         }
         // The access line being dispatched: written from its typed values.
         let typed = meta.target() == ACCESS_TARGET
-            && meta.fields().len() == crate::context::access::FIELDS.len() + 1
-            && crate::context::access::with_pending(|line| {
+            && meta.fields().len() == access::FIELDS.len() + 1
+            && access::with_pending(|line| {
                 let encoded = self
                     .access_keys
                     .get_or_init(|| AccessKeys::new(style, &self.redaction));

@@ -149,7 +149,7 @@
 //! assert!(!policy.is_secret_field("order_id"));
 //! ```
 
-mod access;
+pub(crate) mod access;
 mod buffer;
 mod datadog;
 mod ecs;

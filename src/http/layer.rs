@@ -7,9 +7,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tower_layer::Layer;
 
 use super::{AccessLog, IdPolicy, RequestService};
-use crate::context::{MakeRequestId, RequestId, UuidV4, X_REQUEST_ID};
 #[cfg(doc)]
-use crate::{context::TraceParent, propagate::inject};
+use crate::context::TraceParent;
+use crate::context::{MakeRequestId, RequestId, UuidV4, X_REQUEST_ID};
 
 /// A tower [`Layer`] that gives each request an id and a logging context.
 /// See the [module docs](crate::http).
@@ -100,7 +100,7 @@ impl RequestLayer {
     }
 
     /// The header the id is written to, on the response, on the request
-    /// passed inward, and on outgoing calls ([`inject`]). Defaults to
+    /// passed inward, and on outgoing calls ([`inject`](crate::propagate::inject)). Defaults to
     /// `x-request-id`.
     ///
     /// ```

@@ -7,8 +7,8 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::access::Record;
+use super::begin::{begin, Begun};
 use super::body::ResponseBody;
-use super::exchange::{begin, Begun};
 use super::future::ResponseFuture;
 use super::Config;
 use crate::panic::catch_panic;

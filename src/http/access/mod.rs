@@ -13,8 +13,6 @@ use tracing::Level;
 
 use self::client_ip::normalize_net;
 pub use self::client_ip::ClientIpHeader;
-#[cfg(test)]
-pub(crate) use self::record::emit;
 pub(crate) use self::record::Record;
 
 /// Access log settings for [`RequestLayer::access_log`](crate::RequestLayer::access_log).

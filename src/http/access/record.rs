@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
-use tracing::{Level, Span};
+use tracing::Span;
 
 use super::client_ip::{client_ip, peer_addr};
-use crate::context::access::{self, AccessLine, Route};
 use crate::context::{RequestContext, TraceContext, ACCESS_TARGET};
+use crate::fmt::access::{self, AccessLine, Route};
 use crate::http::grpc::{self, Messages};
 use crate::http::Config;
 
@@ -57,18 +57,6 @@ pub(crate) struct Record {
 pub(crate) struct Rpc {
     pub(crate) status: Option<u16>,
     pub(crate) messages: Messages,
-}
-
-macro_rules! at_level {
-    ($level:expr, $($args:tt)*) => {
-        match $level {
-            Level::ERROR => tracing::error!(target: ACCESS_TARGET, $($args)*),
-            Level::WARN => tracing::warn!(target: ACCESS_TARGET, $($args)*),
-            Level::INFO => tracing::info!(target: ACCESS_TARGET, $($args)*),
-            Level::DEBUG => tracing::debug!(target: ACCESS_TARGET, $($args)*),
-            Level::TRACE => tracing::trace!(target: ACCESS_TARGET, $($args)*),
-        }
-    };
 }
 
 impl Record {
@@ -258,29 +246,6 @@ impl Record {
         };
         // corrlog's line layers read the line itself; every other layer
         // sees the event's fields.
-        access::dispatch(build, emit);
+        access::dispatch(build, access::emit);
     }
-}
-
-/// Dispatches the access event for `line`.
-pub(crate) fn emit(line: &AccessLine) {
-    at_level!(
-        line.level,
-        method = line.method.as_str(),
-        path = &*line.path(),
-        route = line.route(),
-        status = line.status,
-        latency_ms = line.latency_ms,
-        bytes_out = line.bytes_out,
-        client_ip = line.client_ip.map(tracing::field::display),
-        user_agent = line.user_agent().as_deref(),
-        parent_span_id = line.parent_span_id(),
-        grpc_status = line.grpc_status,
-        grpc_status_name = line.grpc_status_name,
-        messages_out = line.messages_out,
-        reason = line.reason,
-        buffer_discarded = line.buffer_discarded,
-        buffer_evicted = line.buffer_evicted,
-        "request finished"
-    );
 }

@@ -1,10 +1,6 @@
-//! The access line's values, handed from the HTTP layer to the line layers
-//! while its event is dispatched.
-//!
-//! The access line is an ordinary `tracing` event, so every layer (OTLP
-//! export, a user's own) sees its fields. corrlog's own line layers read
-//! the same values from here instead, typed, and skip the general field
-//! visitor: the line is identical, written for a fraction of the cost.
+//! The access line's values ([`AccessLine`]), its event ([`emit`]), and
+//! the hand-off slot that holds the values while the event is dispatched
+//! ([`dispatch`], [`with_pending`]).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -12,6 +8,8 @@ use std::net::IpAddr;
 
 use http::{HeaderValue, Method, Uri};
 use tracing::Level;
+
+use crate::context::ACCESS_TARGET;
 
 /// The route the access line names: axum's matched path, or a pattern
 /// another framework's integration hands over.
@@ -215,6 +213,42 @@ pub(crate) fn with_pending<R>(f: impl FnOnce(&AccessLine) -> R) -> Option<R> {
         })
         .ok()
         .flatten()
+}
+
+/// A `tracing` event on the access target at a level chosen at run time.
+macro_rules! at_level {
+    ($level:expr, $($args:tt)*) => {
+        match $level {
+            Level::ERROR => tracing::error!(target: ACCESS_TARGET, $($args)*),
+            Level::WARN => tracing::warn!(target: ACCESS_TARGET, $($args)*),
+            Level::INFO => tracing::info!(target: ACCESS_TARGET, $($args)*),
+            Level::DEBUG => tracing::debug!(target: ACCESS_TARGET, $($args)*),
+            Level::TRACE => tracing::trace!(target: ACCESS_TARGET, $($args)*),
+        }
+    };
+}
+
+/// Dispatches the access event for `line`.
+pub(crate) fn emit(line: &AccessLine) {
+    at_level!(
+        line.level,
+        method = line.method.as_str(),
+        path = &*line.path(),
+        route = line.route(),
+        status = line.status,
+        latency_ms = line.latency_ms,
+        bytes_out = line.bytes_out,
+        client_ip = line.client_ip.map(tracing::field::display),
+        user_agent = line.user_agent().as_deref(),
+        parent_span_id = line.parent_span_id(),
+        grpc_status = line.grpc_status,
+        grpc_status_name = line.grpc_status_name,
+        messages_out = line.messages_out,
+        reason = line.reason,
+        buffer_discarded = line.buffer_discarded,
+        buffer_evicted = line.buffer_evicted,
+        "request finished"
+    );
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The access line's fields, written straight from the HTTP layer's typed
+//! The access line's fields, written straight from its typed
 //! [`AccessLine`] rather than through the general field visitor: each
 //! key is encoded once per layer, in the layer's format and under its
 //! redaction policy, and each value is written by its type. The bytes are
@@ -7,11 +7,11 @@
 
 use std::net::IpAddr;
 
-use super::escape::write_debug;
-use super::line::{write_mask, Style, Unit};
-use super::redact::{Redaction, Verdict, MIN_VALUE_BYTES};
-use super::visitor::{write_number, write_text, Number};
-use crate::context::access::{AccessLine, FIELDS, MESSAGE};
+use super::line::{AccessLine, FIELDS, MESSAGE};
+use crate::fmt::escape::write_debug;
+use crate::fmt::line::{write_mask, Style, Unit};
+use crate::fmt::redact::{Redaction, Verdict, MIN_VALUE_BYTES};
+use crate::fmt::visitor::{write_number, write_text, Number};
 
 /// One access field's key, encoded for a layer.
 struct Key {
@@ -127,11 +127,10 @@ mod tests {
     use tracing::Level;
     use tracing_subscriber::layer::SubscriberExt;
 
-    use crate::context::access::{dispatch, AccessLine, Route};
     use crate::context::{RequestContext, RequestId, TraceContext};
+    use crate::fmt::access::{dispatch, emit, AccessLine, Route};
     use crate::fmt::Capture;
     use crate::fmt::Redaction;
-    use crate::http::access::emit;
     use crate::LogLayer;
 
     fn fixed() -> SystemTime {
