@@ -182,6 +182,47 @@ fn a_replaced_id_says_why_at_debug() {
     assert!(replaced(&[]).is_empty());
 }
 
+/// With several id headers, the first valid one is taken; when none is,
+/// the reason names the first that came.
+#[test]
+fn the_first_valid_id_header_wins_and_the_first_refused_one_is_named() {
+    let layer = || {
+        RequestLayer::new().headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-correlation-id"),
+            HeaderName::from_static("x-amzn-trace-id"),
+        ])
+    };
+    let (req, id, lines) = drive(
+        layer(),
+        &[("x-request-id", "bad id"), ("x-correlation-id", "corr-7")],
+        |ex| ex.end(),
+    );
+    assert_eq!(id, "corr-7");
+    assert_eq!(req.headers()["x-request-id"], "corr-7");
+    assert!(!lines
+        .iter()
+        .any(|l| l["message"] == "incoming request id replaced"));
+
+    let (_, id, lines) = drive(
+        layer(),
+        &[
+            ("x-correlation-id", "a"),
+            ("x-correlation-id", "b"),
+            ("x-amzn-trace-id", "bad id"),
+        ],
+        |ex| ex.end(),
+    );
+    assert_ne!(id, "a");
+    let said: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "incoming request id replaced")
+        .collect();
+    assert_eq!(said.len(), 1, "{lines:#?}");
+    assert_eq!(said[0]["header"], "x-correlation-id");
+    assert_eq!(said[0]["reason"], "sent more than once");
+}
+
 #[test]
 fn the_handler_runs_in_the_context_and_span_and_a_panic_is_a_500() {
     let (_, _, lines) = drive(RequestLayer::new(), &[("x-request-id", "h-1")], |ex| {

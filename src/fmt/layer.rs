@@ -120,7 +120,7 @@ impl<W: Sink> LogLayer<W> {
     /// ```
     #[must_use]
     pub fn format(mut self, format: Format) -> Self {
-        self.style = format.style(std::io::stdout().is_terminal(), self.color);
+        self.style = format.style(|| std::io::stdout().is_terminal(), self.color);
         self.encode_constant();
         self
     }

@@ -71,12 +71,12 @@ pub enum Format {
 
 impl Format {
     /// The layout of this format; `terminal` says whether the output is
-    /// one, for [`Format::Auto`].
-    pub(crate) fn style(self, terminal: bool, color: bool) -> Style {
+    /// one, asked only for [`Format::Auto`].
+    pub(crate) fn style(self, terminal: impl FnOnce() -> bool, color: bool) -> Style {
         match self {
             Format::Json => Style::Json,
             Format::Pretty => Style::Pretty { color },
-            Format::Auto if terminal => Style::Pretty { color },
+            Format::Auto if terminal() => Style::Pretty { color },
             Format::Auto => Style::Json,
             Format::Ecs => Style::Ecs,
             Format::Gcp => Style::Gcp,

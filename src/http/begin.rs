@@ -53,7 +53,10 @@ impl Begun {
 /// header, the effective id, plus the [`RequestId`] extension. The span
 /// comes next, inside the context: [`Begun::in_request`].
 pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
-    let incoming = config.incoming_id(req.headers());
+    let (incoming, refused) = match config.incoming_id(req.headers()) {
+        Ok(incoming) => (Some(incoming), None),
+        Err(refused) => (None, refused),
+    };
     let taken = incoming.is_some();
     let trusted = !config.edge && taken;
     let (id, header_value, correlation) = match incoming {
@@ -84,8 +87,8 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
     if let Some(correlation) = &correlation {
         ctx.bind("correlation_id", correlation);
     }
-    if !taken && tracing::enabled!(target: "corrlog", Level::DEBUG) {
-        if let Some((header, reason)) = config.refused_id(req.headers()) {
+    if let Some((header, reason)) = refused {
+        if tracing::enabled!(target: "corrlog", Level::DEBUG) {
             ctx.clone().run(|| {
                 tracing::debug!(
                     target: "corrlog",

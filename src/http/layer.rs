@@ -190,32 +190,34 @@ impl<S> Layer<S> for RequestLayer {
     }
 }
 
-impl Config {
-    /// The first valid incoming id and its header value. A
-    /// header present more than once is ambiguous and counts as invalid.
-    pub(crate) fn incoming_id(&self, headers: &HeaderMap) -> Option<(RequestId, HeaderValue)> {
-        self.headers.iter().find_map(|name| {
-            let mut values = headers.get_all(name).iter();
-            let first = values.next()?;
-            if values.next().is_some() {
-                return None;
-            }
-            let id = self.policy.parse(first.as_bytes())?;
-            Some((id, first.clone()))
-        })
-    }
+/// Why an incoming id header was not taken. Never the value, which may
+/// be hostile.
+pub(crate) type Refused<'a> = (&'a HeaderName, &'static str);
 
-    /// Why no incoming id was taken, when an id header came at all: the
-    /// first configured header present, and what was wrong with it. Never
-    /// the value, which may be hostile.
-    pub(crate) fn refused_id(&self, headers: &HeaderMap) -> Option<(&HeaderName, &'static str)> {
-        self.headers.iter().find_map(|name| {
+impl Config {
+    /// The first valid incoming id and its header value, in one walk of the
+    /// configured headers. A header present more than once is ambiguous and
+    /// counts as invalid. Without one: the first configured header that
+    /// came and what was wrong with it, or `None` when none came at all.
+    pub(crate) fn incoming_id(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(RequestId, HeaderValue), Option<Refused<'_>>> {
+        let mut refused = None;
+        for name in &self.headers {
             let mut values = headers.get_all(name).iter();
-            values.next()?;
-            Some(match values.next() {
-                Some(_) => (name, "sent more than once"),
-                None => (name, "not a valid request id"),
-            })
-        })
+            let Some(first) = values.next() else {
+                continue;
+            };
+            let reason = if values.next().is_some() {
+                "sent more than once"
+            } else if let Some(id) = self.policy.parse(first.as_bytes()) {
+                return Ok((id, first.clone()));
+            } else {
+                "not a valid request id"
+            };
+            refused = refused.or(Some((name, reason)));
+        }
+        Err(refused)
     }
 }

@@ -477,7 +477,7 @@ impl Builder {
             })?;
         let terminal = self.output.is_terminal();
         let color = terminal && !(self.use_env && std::env::var_os("NO_COLOR").is_some());
-        let style = self.format.style(terminal, color);
+        let style = self.format.style(|| terminal, color);
         let panic_lines = self
             .panic_lines
             .unwrap_or(!matches!(style, Style::Pretty { .. }));
