@@ -50,10 +50,12 @@
 //! # How a request becomes a line
 //!
 //! One module per stage. Dependencies point one way: set-up wires the
-//! others; [`http`] and [`fmt`] both build on [`context`]; [`propagate`]
-//! builds on [`context`] and the id policy of [`http`]; [`output`]
-//! implements the [`fmt::Sink`] the formatting stage writes to; [`context`]
-//! depends on no other stage.
+//! others; [`fmt`] builds on [`context`]; [`output`] implements the
+//! [`fmt::Sink`] the formatting stage writes to; [`http`] builds on
+//! [`context`] and hands its access line to [`fmt`]; [`propagate`] builds
+//! on [`context`] and the id policy of [`http`]; [`context`] depends on no
+//! other stage. ARCHITECTURE.md in the repository follows one request and
+//! one line through them.
 //!
 //! | stage | module | what happens there |
 //! |---|---|---|

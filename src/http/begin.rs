@@ -1,6 +1,6 @@
 //! What every request goes through when it arrives, whichever way it
 //! came in: [`begin`] settles its id (the id policy), its context, its
-//! trace context and its access record. [`RequestService`](super::RequestService)
+//! trace context and its access record. [`RequestService`](super::service::RequestService)
 //! and [`Exchange`](super::Exchange) (which `corrlog-actix` drives) both
 //! start a request here, so the rules live once.
 

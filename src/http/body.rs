@@ -13,7 +13,7 @@ use crate::context::RequestContext;
 use crate::panic::{catch_panic, log_caught_panic};
 
 pin_project! {
-    /// The response body of [`RequestService`](super::RequestService): polls the inner
+    /// The response body of [`RequestService`](super::service::RequestService): polls the inner
     /// body inside the request context and span, so lines logged while a
     /// streaming body is produced carry the request id, and writes the
     /// access line when the body ends (or fails, or is dropped unfinished).

@@ -1,5 +1,5 @@
 //! The request path without tower: [`Exchange`], what
-//! [`RequestService`](super::RequestService) does for a request, as calls
+//! [`RequestService`](super::service::RequestService) does for a request, as calls
 //! any framework's middleware can make (`corrlog-actix` is built on it).
 //! It starts the request with [`begin`], as the tower service does.
 

@@ -16,7 +16,7 @@ use crate::context::RequestContext;
 use crate::panic::{catch_panic, log_caught_panic, PanicPayload};
 
 pin_project! {
-    /// The response future of [`RequestService`](super::RequestService): polls the inner
+    /// The response future of [`RequestService`](super::service::RequestService): polls the inner
     /// future inside the request context and span, catches panics, and sets
     /// the id header on the response.
     #[must_use = "futures do nothing unless polled"]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tower_layer::Layer;
 
-use super::{AccessLog, IdPolicy, RequestService};
+use super::service::RequestService;
+use super::{AccessLog, IdPolicy};
 #[cfg(doc)]
 use crate::context::TraceParent;
 use crate::context::{MakeRequestId, RequestId, UuidV4, X_REQUEST_ID};

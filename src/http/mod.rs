@@ -157,17 +157,14 @@ mod future;
 mod grpc;
 mod id_policy;
 pub(crate) mod layer;
-mod service;
+pub mod service;
 
 pub use self::access::{AccessLog, ClientIpHeader};
-pub use self::body::ResponseBody;
 pub use self::exchange::Exchange;
 #[cfg(feature = "axum")]
 pub use self::extract::MissingRequestId;
-pub use self::future::ResponseFuture;
 pub use self::id_policy::IdPolicy;
 pub(crate) use self::layer::Config;
-pub use self::service::RequestService;
 pub use crate::context::id::DEFAULT_MAX_LEN;
 pub use crate::context::request::{ACCESS_TARGET, X_REQUEST_ID};
 pub use ipnet::IpNet;

@@ -1,3 +1,22 @@
+//! The types a [`RequestLayer`](crate::RequestLayer) wraps a service in.
+//!
+//! You name them only in type signatures, for instance a function that
+//! returns the wrapped service; everything to configure is on
+//! `RequestLayer`.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use corrlog::http::service::RequestService;
+//! use tower::{service_fn, Layer};
+//!
+//! type Inner = tower::util::ServiceFn<fn(http::Request<String>) -> std::future::Ready<Result<http::Response<String>, Infallible>>>;
+//!
+//! fn wrapped(inner: Inner) -> RequestService<Inner> {
+//!     corrlog::RequestLayer::new().layer(inner)
+//! }
+//! # let _ = wrapped(service_fn(|_| std::future::ready(Ok(http::Response::new(String::new())))));
+//! ```
+
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -8,10 +27,11 @@ use tower_service::Service;
 
 use super::access::Record;
 use super::begin::{begin, Begun};
-use super::body::ResponseBody;
-use super::future::ResponseFuture;
 use super::Config;
 use crate::panic::catch_panic;
+
+pub use super::body::ResponseBody;
+pub use super::future::ResponseFuture;
 
 /// The service made by [`RequestLayer`](crate::RequestLayer). See the
 /// [module docs](crate::http).
