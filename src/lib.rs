@@ -68,6 +68,12 @@
 //!
 //! [`testing`] captures a test's lines across every thread of a runtime.
 //!
+//! The stages' modules are named for them, as in `tracing_subscriber::fmt`:
+//! name their items by path (`corrlog::http::IdPolicy`,
+//! `corrlog::fmt::Redaction`) rather than importing the modules, since
+//! `use corrlog::http;` would hide the `http` crate and `use corrlog::fmt;`
+//! `std::fmt`. What most services need is at the root.
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
