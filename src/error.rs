@@ -51,6 +51,17 @@ pub enum ErrorKind {
         /// What it accepts.
         expected: &'static str,
     },
+    /// An environment variable that holds secrets (the OTLP headers) is
+    /// malformed. The error says where, never the value.
+    InvalidSecretEnv {
+        /// The variable.
+        var: &'static str,
+        /// Where it went wrong: a member's position, or the header whose
+        /// value is wrong.
+        at: String,
+        /// What it accepts.
+        expected: &'static str,
+    },
     /// A level or filter directive could not be parsed.
     InvalidFilter {
         /// The directive.
@@ -94,6 +105,11 @@ impl fmt::Display for Error {
                 value,
                 expected,
             } => write!(f, "{var}={value:?} is not valid; expected {expected}"),
+            ErrorKind::InvalidSecretEnv { var, at, expected } => write!(
+                f,
+                "{var} is not valid at {at} (its value is not shown: it may hold secrets); \
+                 expected {expected}"
+            ),
             ErrorKind::InvalidFilter { directive, message } => write!(
                 f,
                 "invalid log filter {directive:?}: {message}; use a level (info) or \

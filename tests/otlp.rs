@@ -647,6 +647,12 @@ fn the_standard_variables_configure_the_export_and_bad_values_stop_the_start() {
         ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "key=%zz"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-key=line%0Abreak"),
+        // Headers hold credentials: the error names the variable and where,
+        // never any part of the value.
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=SECRET123,broken"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=SECRET123%"),
+        ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "SECRET123 key=1"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-key=SECRET123%0A"),
     ] {
         let mut child = std::process::Command::new(&demo)
             .args(["--addr", "127.0.0.1:0"])
@@ -676,7 +682,66 @@ fn the_standard_variables_configure_the_export_and_bad_values_stop_the_start() {
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         assert!(!status.success(), "{var}={value}");
         assert!(stderr.contains(var), "{var}: {stderr}");
+        if var.ends_with("_HEADERS") {
+            for part in ["SECRET", "broken", "line", "%"] {
+                assert!(!stderr.contains(part), "{var}={value}: {stderr}");
+            }
+            assert!(
+                stderr.contains("member ") || stderr.contains("header \""),
+                "{var}={value} says where: {stderr}"
+            );
+        }
     }
+}
+
+/// An endpoint's credentials (user information, a token in the query)
+/// never reach stderr: not in the export's reason lines, not in `Debug`,
+/// not in a start error.
+#[test]
+fn the_endpoint_s_credentials_are_masked_wherever_it_is_printed() {
+    let receiver = Receiver::start(&[Reply::Status(401)]);
+    let demo = demo_with_otlp();
+    let base = receiver.base();
+    let endpoint = format!(
+        "http://user:EPSECRET@{}/v1/logs?token=QSECRET",
+        base.trim_start_matches("http://")
+    );
+    let (process, stdout, addr) = common::demo::start_binary(
+        &demo,
+        &[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", endpoint.as_str())],
+    );
+    let response = common::demo::get(addr, "/", "x-request-id: masked-1\r\n");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    for _ in 0..1000 {
+        if receiver.attempts() > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (_, err) = common::demo::stop(process, stdout);
+    assert!(
+        err.contains("answered HTTP 401"),
+        "the reason is printed: {err}"
+    );
+    assert!(err.contains("/v1/logs"), "{err}");
+    for secret in ["EPSECRET", "QSECRET"] {
+        assert!(!err.contains(secret), "{err}");
+    }
+
+    let debug = format!("{:?}", Otlp::new(endpoint.clone()));
+    assert!(!debug.contains("SECRET"), "{debug}");
+
+    let bad = "ftp://user:EPSECRET@collector/v1/logs?token=QSECRET";
+    let out = std::process::Command::new(&demo)
+        .args(["--addr", "127.0.0.1:0"])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"), "{err}");
+    assert!(!err.contains("SECRET"), "{err}");
 }
 
 #[test]

@@ -123,9 +123,12 @@ fn otlp_from_env(
         if let Some(url) = env_var(var) {
             let url = url.trim().to_owned();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
+                // Masked as the access line masks a URL: it may hold
+                // credentials.
+                let shown = crate::fmt::redact_url(&crate::fmt::Redaction::default(), &url);
                 return Err(invalid_env(
                     var,
-                    url,
+                    shown.into_owned(),
                     "an http:// or https:// URL, like http://127.0.0.1:4318",
                 ));
             }
@@ -151,24 +154,23 @@ fn otlp_from_env(
         "OTEL_EXPORTER_OTLP_HEADERS",
         "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
     ] {
-        if let Some(v) = env_var(var) {
-            let headers = parse_resource_attributes(&v).map_err(|_| {
-                invalid_env(
-                    var,
-                    v.clone(),
-                    "comma-separated key=value pairs, values percent-encoded (api-key=secret,tenant=a)",
-                )
-            })?;
+        let secret = |at: String| {
+            Error::new(ErrorKind::InvalidSecretEnv {
+                var,
+                at,
+                expected: HEADERS_FORMAT,
+            })
+        };
+        let v = match env::var(var) {
+            Ok(v) => Some(v).filter(|v| !v.trim().is_empty()),
+            Err(env::VarError::NotPresent) => None,
+            Err(env::VarError::NotUnicode(_)) => {
+                return Err(secret("its bytes (not UTF-8)".into()))
+            }
+        };
+        if let Some(v) = v {
+            let headers = parse_headers(&v).map_err(secret)?;
             for (name, value) in headers {
-                if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                    || http::HeaderValue::from_str(&value).is_err()
-                {
-                    return Err(invalid_env(
-                        var,
-                        v.clone(),
-                        "header names and values HTTP allows (a name of letters, digits and -; a value without control characters)",
-                    ));
-                }
                 otlp = otlp.replace_header(name, value);
             }
         }
@@ -196,9 +198,9 @@ fn otlp_from_env(
 /// `service.name` in the second.
 fn service_from_env() -> Result<Service, Error> {
     let mut service = Service::default();
-    if let Some(v) = env_var(RESOURCE_VAR) {
+    if let Some(v) = env_text(RESOURCE_VAR)? {
         let attributes = parse_resource_attributes(&v)
-            .map_err(|expected| invalid_env(RESOURCE_VAR, v.clone(), expected))?;
+            .map_err(|expected| invalid_env(RESOURCE_VAR, shown(&v), expected))?;
         for (key, value) in attributes {
             let field = match key.as_str() {
                 "service.name" => &mut service.name,
@@ -207,16 +209,86 @@ fn service_from_env() -> Result<Service, Error> {
                 "deployment.environment.name" => &mut service.environment,
                 _ => continue,
             };
-            *field = Some(value);
+            *field = Some(checked_service_field(RESOURCE_VAR, value)?);
         }
     }
-    if let Some(name) = env_var("OTEL_SERVICE_NAME") {
-        service.name = Some(name.trim().to_owned());
+    if let Some(name) = env_text("OTEL_SERVICE_NAME")? {
+        service.name = Some(checked_service_field(
+            "OTEL_SERVICE_NAME",
+            name.trim().to_owned(),
+        )?);
     }
     Ok(service)
 }
 
+/// The most a service field from the environment may hold. It is on every
+/// line, so a runaway value (a file's contents, say) would multiply each
+/// line's size; the start is refused instead.
+const MAX_SERVICE_FIELD_BYTES: usize = 255;
+
+fn checked_service_field(var: &'static str, value: String) -> Result<String, Error> {
+    if value.len() > MAX_SERVICE_FIELD_BYTES {
+        return Err(invalid_env(
+            var,
+            shown(&value),
+            "service fields of at most 255 bytes (they are written on every line)",
+        ));
+    }
+    Ok(value)
+}
+
+/// A variable's value for an error message: its first 64 characters.
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(64) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_owned(),
+    }
+}
+
+/// A variable's value, unless unset or blank; an error when it is not
+/// UTF-8, rather than ignoring it.
+fn env_text(name: &'static str) -> Result<Option<String>, Error> {
+    match env::var(name) {
+        Ok(v) => Ok(Some(v).filter(|v| !v.trim().is_empty())),
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(env::VarError::NotUnicode(raw)) => Err(invalid_env(
+            name,
+            shown(&raw.to_string_lossy()),
+            "UTF-8 text",
+        )),
+    }
+}
+
 const RESOURCE_VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
+
+/// What a malformed `OTEL_EXPORTER_OTLP_HEADERS` should have been.
+const HEADERS_FORMAT: &str = "comma-separated key=value pairs of header names HTTP allows \
+     (letters, digits and -) and percent-encoded values without control characters \
+     (api-key=secret,tenant=a)";
+
+/// Parses the OTLP headers variable (`name=value,...`, values
+/// percent-encoded) into header names and values HTTP allows. An error
+/// says where, never what: a member's position (1-based, counting the
+/// commas), or the name of a header whose value is wrong.
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, member) in text.split(',').enumerate() {
+        let at = || format!("member {}", i + 1);
+        if member.trim().is_empty() {
+            continue;
+        }
+        let (name, value) = member.split_once('=').ok_or_else(at)?;
+        let name = name.trim();
+        if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!("{} (not a header name)", at()));
+        }
+        let value = percent_decode(value.trim())
+            .filter(|value| http::HeaderValue::from_str(value).is_ok())
+            .ok_or_else(|| format!("the value of header {name:?}"))?;
+        out.push((name.to_owned(), value));
+    }
+    Ok(out)
+}
 
 /// What a malformed `OTEL_RESOURCE_ATTRIBUTES` should have been.
 const RESOURCE_FORMAT: &str =

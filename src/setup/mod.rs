@@ -74,8 +74,8 @@ use crate::output::{
 /// | `CORRLOG_BACKPRESSURE` | `block`, `drop` | [`Builder::backpressure`] |
 /// | `CORRLOG_QUEUE_BYTES` | a byte count | [`Builder::queue_bytes`] |
 /// | `NO_COLOR` | any value | turns colour off in pretty output |
-/// | `OTEL_SERVICE_NAME` | a name | the service name of [`Builder::service`] |
-/// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, values percent-encoded | `service.name` (when `OTEL_SERVICE_NAME` is unset), `service.version`, `service.instance.id` and `deployment.environment.name` of [`Builder::service`]; other keys are ignored |
+/// | `OTEL_SERVICE_NAME` | a name of at most 255 bytes, UTF-8 | the service name of [`Builder::service`] |
+/// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...`, values percent-encoded, service fields of at most 255 bytes | `service.name` (when `OTEL_SERVICE_NAME` is unset), `service.version`, `service.instance.id` and `deployment.environment.name` of [`Builder::service`]; other keys are ignored |
 /// | `GOOGLE_CLOUD_PROJECT` | a project id | [`Builder::gcp_project`] |
 /// | `CORRLOG_BUFFER` | `trace`, `debug`, `info`, `warn` (the most verbose level buffered), `off` | [`Builder::buffering`] (keeping its byte caps) |
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | a base URL, `http://collector:4318` | (feature `otlp`) export OTLP log records to `<base>/v1/logs` (`Builder::otlp` (feature `otlp`)) |

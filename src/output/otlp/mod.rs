@@ -104,7 +104,7 @@ impl fmt::Debug for Otlp {
         // Header values are often credentials: names only.
         let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("Otlp")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &shown_endpoint(&self.endpoint))
             .field("headers", &names)
             .field("timeout", &self.timeout)
             .field("retry_window", &self.retry_window)
@@ -203,6 +203,7 @@ impl Otlp {
             .build();
         OtlpWriter {
             agent: ureq::Agent::new_with_config(config),
+            shown: shown_endpoint(&self.endpoint),
             config: self,
             fail_rest: None,
         }
@@ -216,6 +217,8 @@ impl Otlp {
 /// or failed batches are printed there as JSON lines.
 pub struct OtlpWriter {
     config: Otlp,
+    /// The endpoint as printed: credentials in it masked.
+    shown: String,
     agent: ureq::Agent,
     /// Why the rest of the last batch failed, after part of it was
     /// delivered: the next `write` reports it without sending again.
@@ -228,6 +231,13 @@ impl fmt::Debug for OtlpWriter {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// `endpoint` as corrlog prints it, in reasons and `Debug`: its user
+/// information and secret-looking query parameters masked as on the
+/// access line.
+fn shown_endpoint(endpoint: &str) -> String {
+    crate::fmt::redact_url(&crate::fmt::Redaction::default(), endpoint).into_owned()
 }
 
 /// How one attempt ended.
@@ -274,7 +284,9 @@ impl OtlpWriter {
         for (name, value) in &self.config.headers {
             request = request.header(name, value);
         }
-        let endpoint = &self.config.endpoint;
+        let endpoint = &self.shown;
+        // An error's text may quote the URL it was given.
+        let error = |err: ureq::Error| err.to_string().replace(&self.config.endpoint, endpoint);
         let mut response = match request.send(body) {
             Ok(response) => response,
             // Refused, reset, unreachable, timed out: the collector may be
@@ -284,11 +296,17 @@ impl OtlpWriter {
                 | ureq::Error::Timeout(_)
                 | ureq::Error::HostNotFound
                 | ureq::Error::ConnectionFailed),
-            ) => return Attempt::Retry(format!("OTLP export to {endpoint} failed: {err}"), None),
+            ) => {
+                return Attempt::Retry(
+                    format!("OTLP export to {endpoint} failed: {}", error(err)),
+                    None,
+                )
+            }
             Err(err) => {
                 return Attempt::Rejected(format!(
-                "OTLP export to {endpoint} failed: {err}; check the endpoint URL and the headers"
-            ))
+                    "OTLP export to {endpoint} failed: {}; check the endpoint URL and the headers",
+                    error(err)
+                ))
             }
         };
         let status = response.status().as_u16();
