@@ -744,6 +744,102 @@ fn the_endpoint_s_credentials_are_masked_wherever_it_is_printed() {
     assert!(!err.contains("SECRET"), "{err}");
 }
 
+/// A TLS server on `127.0.0.1:0` with a self-signed certificate (made by
+/// the `openssl` command), which no client trusts; prints its port, then
+/// `accept` for each connection.
+const TLS_SERVER: &str = r#"
+import socket, ssl, sys, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(64)
+print(srv.getsockname()[1], flush=True)
+def handle(c):
+    try:
+        with ctx.wrap_socket(c, server_side=True) as t:
+            t.recv(1)
+    except Exception:
+        pass
+while True:
+    conn, _ = srv.accept()
+    print("accept", flush=True)
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"#;
+
+/// A certificate the client refuses is a permanent error: reported at
+/// once with the reason, every record counted failed, none retried into
+/// the shutdown's deadline and dropped.
+#[test]
+fn a_refused_certificate_is_reported_at_once_and_not_retried() {
+    let dir = std::env::temp_dir().join(format!("corrlog-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the openssl command, to make a certificate");
+    assert!(made.success());
+    let mut server = std::process::Command::new("python3")
+        .args(["-c", TLS_SERVER])
+        .arg(&cert)
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3, for the TLS server");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().unwrap()));
+    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for _ in lines.map_while(Result::ok) {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+
+    let demo = demo_with_otlp();
+    let endpoint = format!("https://127.0.0.1:{port}/v1/logs");
+    let (process, stdout, addr) = common::demo::start_binary(
+        &demo,
+        &[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", endpoint.as_str())],
+    );
+    let response = common::demo::get(addr, "/", "x-request-id: tls-1\r\n");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    for _ in 0..1000 {
+        if accepted.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (_, err) = common::demo::stop(process, stdout);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert!(err.contains("invalid peer certificate"), "{err}");
+    assert!(err.contains("not retried"), "{err}");
+    let report = err
+        .lines()
+        .find(|l| l.starts_with("otlp: "))
+        .unwrap_or_else(|| panic!("the shutdown report: {err}"));
+    let numbers: Vec<u64> = report
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [delivered, dropped, failed] = numbers[..] else {
+        panic!("{report}");
+    };
+    assert_eq!((delivered, dropped), (0, 0), "{report}");
+    assert!(failed > 0, "{report}");
+}
+
 #[test]
 fn otel_sdk_disabled_turns_the_export_off() {
     let receiver = Receiver::start(&[]);

@@ -289,6 +289,17 @@ impl OtlpWriter {
         let error = |err: ureq::Error| err.to_string().replace(&self.config.endpoint, endpoint);
         let mut response = match request.send(body) {
             Ok(response) => response,
+            // TLS refused (a certificate not trusted, expired or for
+            // another host; a handshake failure) or bytes that are not
+            // HTTP: no retry makes them right. rustls reports these as
+            // invalid data on the connection.
+            Err(ureq::Error::Io(err)) if err.kind() == io::ErrorKind::InvalidData => {
+                return Attempt::Rejected(format!(
+                    "OTLP export to {endpoint} failed: {}; TLS or protocol error, not retried: \
+                     check the collector's certificate and the endpoint's scheme",
+                    error(ureq::Error::Io(err))
+                ))
+            }
             // Refused, reset, unreachable, timed out: the collector may be
             // restarting.
             Err(
