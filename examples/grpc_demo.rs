@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(target: "grpc_demo", addr = %listener.local_addr()?, "listening");
     let (health, orders) = service::services().await;
     tonic::transport::Server::builder()
-        .layer(logging.request_layer())
+        .layer(logging.request_layer().grpc(true))
         .add_service(health)
         .add_service(orders)
         .serve_with_incoming_shutdown(

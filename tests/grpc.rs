@@ -67,7 +67,7 @@ impl GrpcServer {
             let addr = listener.local_addr().unwrap();
             let (health, demo_orders) = service::services().await;
             let router = tonic::transport::Server::builder()
-                .layer(RequestLayer::new())
+                .layer(RequestLayer::new().grpc(true))
                 .add_service(health);
             let router = match orders {
                 Some(orders) => router.add_service(orders),

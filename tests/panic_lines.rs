@@ -177,3 +177,35 @@ fn a_hook_installed_before_corrlog_still_runs() {
     assert_eq!(line["request_id"], "hook-1");
     assert_eq!(line["level"], "ERROR");
 }
+
+/// A REST route answers a panic 500 whatever content type the client
+/// claims, and the access line says what was sent: the client's
+/// `content-type: application/grpc` does not make it a gRPC answer (HTTP
+/// 200, `grpc-status` 13) or add gRPC fields. A route that answers plain
+/// HTTP to such a request is logged as plain HTTP too.
+#[test]
+fn a_client_claiming_grpc_gets_the_rest_route_s_answer() {
+    let (demo, stdout, addr) = start_demo(&[]);
+    let claim = "content-type: application/grpc\r\n";
+    let response = get(addr, "/boom", &format!("x-request-id: claim-1\r\n{claim}"));
+    assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    assert!(!response.contains("grpc-status"), "{response}");
+    let response = get(addr, "/", &format!("x-request-id: claim-2\r\n{claim}"));
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let (out, _) = stop(demo, stdout);
+    let access = |id: &str| -> Value {
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["request_id"] == id && l["message"] == "request finished")
+            .unwrap_or_else(|| panic!("no access line for {id}: {out}"))
+    };
+    let boom = access("claim-1");
+    assert_eq!(boom["status"], 500, "{boom}");
+    assert_eq!(boom["reason"], "panic", "{boom}");
+    assert!(boom.get("grpc_status").is_none(), "{boom}");
+    let ok = access("claim-2");
+    assert_eq!(ok["status"], 200, "{ok}");
+    assert_eq!(ok["level"], "INFO", "{ok}");
+    assert!(ok.get("grpc_status").is_none(), "{ok}");
+    assert!(ok.get("grpc_status_name").is_none(), "{ok}");
+}

@@ -16,6 +16,9 @@ pub(crate) struct Begun {
     pub(crate) ctx: RequestContext,
     /// The effective id as a header value, for the response.
     pub(crate) header_value: Option<HeaderValue>,
+    /// A gRPC call to a service marked as serving gRPC
+    /// ([`RequestLayer::grpc`](crate::RequestLayer::grpc)): until the
+    /// service answers, the call is taken to be gRPC.
     pub(crate) is_grpc: bool,
     /// The trace context, settled once the request span exists.
     #[cfg(feature = "opentelemetry")]
@@ -114,7 +117,7 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
         }
     }
     req.extensions_mut().insert(id);
-    let is_grpc = grpc::is_grpc(req.headers());
+    let is_grpc = config.grpc && grpc::is_grpc(req.headers());
 
     Begun {
         ctx,

@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tracing::Span;
 
-use super::access::Record;
+use super::access::{Record, Rpc};
 use super::body::ResponseBody;
 use super::grpc;
 use crate::context::RequestContext;
@@ -151,13 +151,18 @@ where
                         .get(header::CONTENT_LENGTH)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse().ok());
-                    if let Some(rpc) = access.grpc.as_mut() {
+                }
+                // What the service answered decides whether the call is
+                // gRPC, not what the client claimed.
+                let is_grpc = grpc::is_grpc(response.headers());
+                if let Some(access) = access.as_mut() {
+                    access.grpc = is_grpc.then(|| Rpc {
                         // A trailers-only response: the call ended here.
-                        rpc.status = grpc::status(response.headers());
-                    }
+                        status: grpc::status(response.headers()),
+                        ..access.grpc.take().unwrap_or_default()
+                    });
                 }
                 let ctx = this.ctx.clone();
-                let is_grpc = *this.is_grpc;
                 response.map(|body| ResponseBody::new(body, ctx, span, access, is_grpc))
             }
             Ok(Err(err)) => {

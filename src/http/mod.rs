@@ -84,10 +84,14 @@
 //!
 //! # gRPC
 //!
-//! A tonic server takes the layer as it is
-//! (`tonic::transport::Server::builder().layer(RequestLayer::new())`), and
-//! a request with `content-type: application/grpc` (alone, `+proto` or any
-//! codec) is treated as a gRPC call:
+//! A tonic server takes the layer marked as serving gRPC
+//! (`tonic::transport::Server::builder().layer(RequestLayer::new().grpc(true))`).
+//! A call is gRPC when the service answers it as one (`content-type:
+//! application/grpc`, alone, `+proto` or any codec), whatever the layer's
+//! mark; a call that gets no answer (its handler panicked, or it was
+//! cancelled first) is taken as gRPC by its request's `content-type` only
+//! under [`RequestLayer::grpc`](crate::RequestLayer::grpc), so a client cannot turn a REST route's
+//! 500 into a gRPC answer. A gRPC call:
 //!
 //! - the id comes from and goes back in the `x-request-id` metadata, with
 //!   the same policy as any header; it is on error statuses too, so
@@ -120,7 +124,7 @@
 //!   answered 200 that ends without one, counts as `UNKNOWN`;
 //! - a panic in a handler is logged at ERROR and answered with `INTERNAL`
 //!   (HTTP 200, trailers-only) whose message names the request id, not the
-//!   panic; a panic while a response stream is produced ends the stream
+//!   panic (under [`RequestLayer::grpc`](crate::RequestLayer::grpc); without it, HTTP 500); a panic while a response stream is produced ends the stream
 //!   with `INTERNAL` trailers the same way. A stream the client cancels
 //!   gets the `client_disconnect` reason, as for HTTP;
 //! - the context is current while the response stream is polled, so the

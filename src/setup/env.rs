@@ -262,6 +262,7 @@ fn env_text(name: &'static str) -> Result<Option<String>, Error> {
 const RESOURCE_VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
 
 /// What a malformed `OTEL_EXPORTER_OTLP_HEADERS` should have been.
+#[cfg(feature = "otlp")]
 const HEADERS_FORMAT: &str = "comma-separated key=value pairs of header names HTTP allows \
      (letters, digits and -) and percent-encoded values without control characters \
      (api-key=secret,tenant=a)";
@@ -270,6 +271,7 @@ const HEADERS_FORMAT: &str = "comma-separated key=value pairs of header names HT
 /// percent-encoded) into header names and values HTTP allows. An error
 /// says where, never what: a member's position (1-based, counting the
 /// commas), or the name of a header whose value is wrong.
+#[cfg(feature = "otlp")]
 fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for (i, member) in text.split(',').enumerate() {

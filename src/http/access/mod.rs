@@ -13,7 +13,7 @@ use tracing::Level;
 
 use self::client_ip::normalize_net;
 pub use self::client_ip::ClientIpHeader;
-pub(crate) use self::record::Record;
+pub(crate) use self::record::{Record, Rpc};
 
 /// Access log settings for [`RequestLayer::access_log`](crate::RequestLayer::access_log).
 ///
