@@ -256,3 +256,137 @@ fn stale_keys_are_replaced_in_every_carrier() {
             .collect(),
     );
 }
+
+/// The outcome the HTTP layer and every carrier must agree on: the id
+/// (kept, or a new one), the trace id (continued, or a new one) and the
+/// `tracestate` passed on.
+fn outcome(id: &str, trace_id: &str, tracestate: Option<&str>) -> (String, String, String) {
+    let id = if common::is_uuid_v4(id) { "new" } else { id };
+    let trace = if trace_id == TRACE_ID {
+        "continued"
+    } else {
+        "new"
+    };
+    (
+        id.to_owned(),
+        trace.to_owned(),
+        tracestate.unwrap_or("-").to_owned(),
+    )
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// Carriers validate as the HTTP layer does, one rule for all: a value
+/// with Unicode whitespace is replaced (not trimmed into a valid id), the
+/// spaces and tabs an HTTP parser strips are stripped, a key sent twice
+/// in any case replaces the id or starts a new trace, and every
+/// `tracestate` is joined. Each case goes once over a real HTTP server as
+/// raw bytes and once through each carrier type.
+#[test]
+fn every_carrier_validates_as_the_http_layer_does() {
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let padded = format!(" {TRACEPARENT}\t");
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("x-request-id", "id\u{2028}")],
+        vec![("x-request-id", "id\u{a0}")],
+        vec![("x-request-id", " \tid-2\t ")],
+        vec![("x-request-id", "a-1"), ("X-Request-Id", "b-1")],
+        vec![("x-request-id", "a-1"), ("x-request-id", "a-1")],
+        vec![
+            ("x-request-id", "c-1"),
+            ("traceparent", TRACEPARENT),
+            ("TRACEPARENT", other),
+        ],
+        vec![
+            ("x-request-id", "d-1"),
+            ("traceparent", TRACEPARENT),
+            ("tracestate", "a=1"),
+            ("Tracestate", "b=2,a=3"),
+        ],
+        vec![("x-request-id", "e-1"), ("traceparent", &padded)],
+    ];
+
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async {
+                let ctx = RequestContext::current().unwrap();
+                let trace = ctx.trace().unwrap();
+                format!(
+                    "{}|{}|{}",
+                    ctx.id(),
+                    trace.trace_id_hex(),
+                    trace.tracestate().unwrap_or("-")
+                )
+            }),
+        )
+        .layer(corrlog::RequestLayer::new());
+    let server = common::TestServer::start(2, app);
+
+    for case in &cases {
+        let headers: String = case.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        let response = common::demo::get(server.addr, "/", &headers);
+        let body = response.rsplit("\r\n\r\n").next().unwrap();
+        let parts: Vec<&str> = body.trim().split('|').collect();
+        let [id, trace_id, state] = parts[..] else {
+            panic!("{case:?}: {response}");
+        };
+        let state = (state != "-").then_some(state);
+        let over_http = outcome(id, trace_id, state);
+
+        let pairs: Vec<(String, String)> = case
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut header_map = http::HeaderMap::new();
+        for (k, v) in case {
+            header_map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v)
+                    .unwrap_or_else(|_| http::HeaderValue::from_bytes(v.as_bytes()).unwrap()),
+            );
+        }
+        let map: HashMap<String, String> = pairs.iter().cloned().collect();
+        let mut contexts = vec![
+            ("pairs", carrier::extract(&pairs)),
+            ("HeaderMap", carrier::extract(&header_map)),
+        ];
+        // A map keeps one value per exact key, and a hash map has no
+        // order to join several `tracestate` values in.
+        let tracestates = case
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("tracestate"))
+            .count();
+        if map.len() == pairs.len() && tracestates < 2 {
+            contexts.push(("HashMap", carrier::extract(&map)));
+        }
+        for (name, ctx) in contexts {
+            let trace = ctx.trace().unwrap();
+            let got = outcome(ctx.id().as_str(), &trace.trace_id_hex(), trace.tracestate());
+            assert_eq!(got, over_http, "{name}, {case:?}");
+        }
+    }
+    // What HTTP decided, spelled out for the cases that changed.
+    let expect = |case: usize| -> (String, String, String) {
+        let headers: String = cases[case]
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        let response = common::demo::get(server.addr, "/", &headers);
+        let body = response
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned();
+        let parts: Vec<&str> = body.split('|').collect();
+        outcome(parts[0], parts[1], (parts[2] != "-").then_some(parts[2]))
+    };
+    assert_eq!(expect(0).0, "new", "Unicode whitespace is not trimmed away");
+    assert_eq!(expect(2).0, "id-2", "spaces and tabs are");
+    assert_eq!(expect(3).0, "new", "a key twice, in another case");
+    assert_eq!(expect(5).1, "new", "two traceparents start a new trace");
+    assert_eq!(expect(6).2, "a=1,b=2", "every tracestate is joined");
+    assert_eq!(expect(7).1, "continued");
+}

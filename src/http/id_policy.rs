@@ -145,6 +145,31 @@ impl IdPolicy {
     }
 }
 
+/// Why an incoming id was not taken from a key that came.
+pub(crate) const SENT_TWICE: &str = "sent more than once";
+/// Why an incoming id was not taken from a key that came.
+pub(crate) const NOT_VALID: &str = "not a valid request id";
+
+impl IdPolicy {
+    /// The id in one key's values, as every carrier reads it, HTTP
+    /// headers included: exactly one value, which the policy accepts.
+    /// `Err(None)` when the key did not come; `Err(Some(reason))` when it
+    /// came and was refused.
+    pub(crate) fn sole<T: AsRef<[u8]>>(
+        &self,
+        mut values: impl Iterator<Item = T>,
+    ) -> Result<(RequestId, T), Option<&'static str>> {
+        let first = values.next().ok_or(None)?;
+        if values.next().is_some() {
+            return Err(Some(SENT_TWICE));
+        }
+        match self.parse(first.as_ref()) {
+            Some(id) => Ok((id, first)),
+            None => Err(Some(NOT_VALID)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

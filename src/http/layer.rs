@@ -238,18 +238,11 @@ impl Config {
     ) -> Result<(RequestId, HeaderValue), Option<Refused<'_>>> {
         let mut refused = None;
         for name in &self.headers {
-            let mut values = headers.get_all(name).iter();
-            let Some(first) = values.next() else {
-                continue;
-            };
-            let reason = if values.next().is_some() {
-                "sent more than once"
-            } else if let Some(id) = self.policy.parse(first.as_bytes()) {
-                return Ok((id, first.clone()));
-            } else {
-                "not a valid request id"
-            };
-            refused = refused.or(Some((name, reason)));
+            match self.policy.sole(headers.get_all(name).iter()) {
+                Ok((id, value)) => return Ok((id, value.clone())),
+                Err(None) => {}
+                Err(Some(reason)) => refused = refused.or(Some((name, reason))),
+            }
         }
         Err(refused)
     }

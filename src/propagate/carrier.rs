@@ -47,6 +47,25 @@ pub trait Injector {
 pub trait Extractor {
     /// The value of `key` (lowercase), if the carrier has it.
     fn get(&self, key: &str) -> Option<&str>;
+
+    /// Every value of `key` (lowercase), stored in any case, in the
+    /// carrier's order (a hash map has none of its own). A
+    /// carrier that can hold a key twice returns them all, so that a
+    /// duplicated id or `traceparent` is refused as over HTTP; one that
+    /// cannot keeps this default, [`get`](Extractor::get)'s one value.
+    ///
+    /// ```
+    /// use corrlog::propagate::Extractor;
+    ///
+    /// let pairs = vec![
+    ///     ("x-request-id".to_owned(), "a".to_owned()),
+    ///     ("X-Request-Id".to_owned(), "b".to_owned()),
+    /// ];
+    /// assert_eq!(pairs.get_all("x-request-id"), ["a", "b"]);
+    /// ```
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        self.get(key).into_iter().collect()
+    }
 }
 
 impl<S: BuildHasher> Injector for HashMap<String, String, S> {
@@ -66,6 +85,10 @@ impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
             Some(value) => Some(value),
             None => find_ignoring_case(self.iter(), key),
         }
+    }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        all_ignoring_case(self.iter(), key)
     }
 }
 
@@ -87,6 +110,10 @@ impl Extractor for BTreeMap<String, String> {
             None => find_ignoring_case(self.iter(), key),
         }
     }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        all_ignoring_case(self.iter(), key)
+    }
 }
 
 impl Injector for Vec<(String, String)> {
@@ -104,11 +131,19 @@ impl Extractor for [(String, String)] {
     fn get(&self, key: &str) -> Option<&str> {
         find_ignoring_case(self.iter().map(|(k, v)| (k, v)), key)
     }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        all_ignoring_case(self.iter().map(|(k, v)| (k, v)), key)
+    }
 }
 
 impl Extractor for Vec<(String, String)> {
     fn get(&self, key: &str) -> Option<&str> {
         Extractor::get(self.as_slice(), key)
+    }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        Extractor::get_all(self.as_slice(), key)
     }
 }
 
@@ -143,6 +178,25 @@ impl Extractor for HeaderMap {
     fn get(&self, key: &str) -> Option<&str> {
         HeaderMap::get(self, key).and_then(|v| v.to_str().ok())
     }
+
+    /// A value that is not visible ASCII still counts, as a value nothing
+    /// accepts.
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        HeaderMap::get_all(self, key)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+            .collect()
+    }
+}
+
+fn all_ignoring_case<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a String)>,
+    key: &str,
+) -> Vec<&'a str> {
+    entries
+        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 fn find_ignoring_case<'a>(

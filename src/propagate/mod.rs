@@ -176,13 +176,24 @@ pub fn extract_with(
     header: &HeaderName,
     policy: &IdPolicy,
 ) -> RequestContext {
-    let id = carrier
-        .get(header.as_str())
-        .and_then(|value| policy.parse(value.trim().as_bytes()))
-        .unwrap_or_else(RequestId::generate);
-    let parent = carrier.get("traceparent").and_then(TraceParent::parse);
-    let trace = continue_or_start_from(parent, || {
-        tracestate_of(carrier.get("tracestate").into_iter())
-    });
+    // The rules of the HTTP layer: one value per key (a duplicated id or
+    // `traceparent` is refused), only the spaces and tabs an HTTP parser
+    // strips are trimmed, every `tracestate` value is joined.
+    let values = |key: &str| {
+        carrier
+            .get_all(key)
+            .into_iter()
+            .map(|value| value.trim_matches([' ', '\t']))
+    };
+    let id = match policy.sole(values(header.as_str())) {
+        Ok((id, _)) => id,
+        Err(_) => RequestId::generate(),
+    };
+    let mut parents = values("traceparent");
+    let parent = match (parents.next(), parents.next()) {
+        (Some(only), None) => TraceParent::parse(only),
+        _ => None,
+    };
+    let trace = continue_or_start_from(parent, || tracestate_of(values("tracestate")));
     RequestContext::with_trace(id, Some(trace), header.clone())
 }
