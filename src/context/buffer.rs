@@ -81,16 +81,13 @@ pub(crate) struct Discarded {
     pub(crate) evicted: u64,
 }
 
-/// At most how much of the process-wide cap a request takes at a time
-/// (an eighth of its own cap when that is less), so that the shared
-/// counter is touched once per few lines, not per line.
-const RESERVE_STEP: usize = 8 * 1024;
-
-/// Most buffers a thread keeps for reuse, and the largest it keeps.
+/// Most buffers a thread keeps for reuse, and the most lines' lengths a
+/// kept one has room for.
 const POOL_BUFFERS: usize = 8;
-const POOL_MAX_BYTES: usize = 256 * 1024;
+const POOL_MAX_LINES: usize = 1024;
 
-/// A new request's first buffered line: this much room, to start with.
+/// A request's first ring: this much room (or an eighth of its cap, when
+/// that is less), to start with; it doubles from there.
 const FIRST_BYTES: usize = 8 * 1024;
 
 thread_local! {
@@ -100,113 +97,185 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn pooled(caps: Caps) -> (Vec<u8>, VecDeque<u32>) {
-    POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            (
-                Vec::with_capacity(caps.request_bytes.min(FIRST_BYTES)),
-                VecDeque::with_capacity(32),
-            )
-        })
+/// The size of a request's first ring.
+fn first_size(caps: Caps) -> usize {
+    FIRST_BYTES.min(caps.request_bytes / 8)
 }
 
-fn unpool(mut bytes: Vec<u8>, mut lengths: VecDeque<u32>) {
-    if bytes.capacity() == 0 || bytes.capacity() > POOL_MAX_BYTES {
+/// A pooled ring of at most `max` bytes, or an empty one.
+fn pooled(max: usize) -> (Vec<u8>, VecDeque<u32>) {
+    POOL.try_with(|pool| {
+        let mut pool = pool.try_borrow_mut().ok()?;
+        let i = pool.iter().rposition(|(ring, _)| ring.len() <= max)?;
+        Some(pool.swap_remove(i))
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| (Vec::new(), VecDeque::with_capacity(32)))
+}
+
+/// Keeps `ring` for the thread's next request, cut to a first ring's
+/// size: a new request counts only what it needs against the caps.
+fn unpool(mut ring: Vec<u8>, mut lengths: VecDeque<u32>) {
+    if ring.is_empty() {
         return;
     }
-    bytes.clear();
+    if ring.len() > FIRST_BYTES {
+        ring.truncate(FIRST_BYTES);
+        ring.shrink_to_fit();
+    }
     lengths.clear();
+    lengths.shrink_to(POOL_MAX_LINES);
     let _ = POOL.try_with(|pool| {
         if let Ok(mut pool) = pool.try_borrow_mut() {
             if pool.len() < POOL_BUFFERS {
-                pool.push((bytes, lengths));
+                pool.push((ring, lengths));
             }
         }
     });
 }
 
-/// One layer's lines for one request: the live bytes are
-/// `bytes[start..]`, oldest line first; evicting a line moves `start`, and
-/// the dead prefix is dropped (one `memmove`) once it is as large as the
-/// live part, so each byte is moved about once. The vector grows while the
-/// request buffers and is reused until the request ends.
+/// Takes `bytes` of the process-wide cap; `false`, taking nothing, if it
+/// has not that much left.
+fn take_total(bytes: usize, total: usize) -> bool {
+    if TOTAL_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes <= total {
+        return true;
+    }
+    TOTAL_BYTES.fetch_sub(bytes, Ordering::Relaxed);
+    false
+}
+
+/// One layer's lines for one request, in a ring: `used` bytes from
+/// `head`, oldest line first, wrapping at the ring's end. The ring is the
+/// allocation the caps count: it grows (doubling, at most to the request's
+/// cap) only when the live lines and the new one do not fit, taking its
+/// growth from the process-wide cap first; evicting a line only moves
+/// `head`, and nothing is moved or left allocated beyond the ring. The
+/// lines' lengths are kept beside it (4 bytes a line).
 struct Lines {
     target: Arc<dyn BufferTarget>,
-    bytes: Vec<u8>,
-    start: usize,
+    /// The ring; its length is its size (all of it allocated).
+    ring: Vec<u8>,
+    head: usize,
+    used: usize,
     lengths: VecDeque<u32>,
-    /// Bytes this request counts against the process-wide cap: the live
-    /// bytes rounded up to [`RESERVE_STEP`].
+    /// Bytes this request counts against the process-wide cap: the
+    /// ring's size.
     reserved: usize,
     evicted: u64,
 }
 
 impl Lines {
+    fn new(target: &Arc<dyn BufferTarget>, caps: Caps) -> Self {
+        let (mut ring, lengths) = pooled(first_size(caps));
+        // A pooled ring counts as soon as it is taken.
+        if !take_total(ring.len(), caps.total_bytes) {
+            ring = Vec::new();
+        }
+        Lines {
+            target: target.clone(),
+            reserved: ring.len(),
+            ring,
+            head: 0,
+            used: 0,
+            lengths,
+            evicted: 0,
+        }
+    }
+
     fn live(&self) -> usize {
-        self.bytes.len() - self.start
+        self.used
     }
 
     fn evict_oldest(&mut self) -> bool {
         let Some(len) = self.lengths.pop_front() else {
             return false;
         };
-        self.start += len as usize;
+        let len = len as usize;
+        self.used -= len;
+        self.head = if self.used == 0 {
+            0
+        } else {
+            (self.head + len) % self.ring.len()
+        };
         self.evicted += 1;
         true
     }
 
-    /// Takes enough of the process-wide cap for `live` bytes; `false` if
-    /// the cap has not that much left.
-    fn reserve(&mut self, live: usize, caps: Caps) -> bool {
-        if live <= self.reserved {
+    /// Makes the ring hold at least `need` bytes, within the request's cap
+    /// and what the process-wide cap has left; `false` if it cannot.
+    fn make_room(&mut self, need: usize, caps: Caps) -> bool {
+        let size = self.ring.len();
+        if need <= size {
             return true;
         }
-        let step = (caps.request_bytes / 8).clamp(1, RESERVE_STEP);
-        let want = live
-            .next_multiple_of(step)
-            .min(caps.request_bytes)
-            .max(live);
-        // A whole step if the process-wide cap has room for it, else just
-        // what the line needs.
-        for want in [want, live] {
-            let extra = want - self.reserved;
-            if TOTAL_BYTES.fetch_add(extra, Ordering::Relaxed) + extra <= caps.total_bytes {
-                self.reserved = want;
-                return true;
-            }
-            TOTAL_BYTES.fetch_sub(extra, Ordering::Relaxed);
-        }
-        false
+        let grown = (size * 2)
+            .max(first_size(caps))
+            .max(need)
+            .min(caps.request_bytes);
+        // Room to grow into if the process-wide cap has it, else just what
+        // the line needs.
+        let Some(new_size) = [grown, need]
+            .into_iter()
+            .find(|&n| n >= need && take_total(n - size, caps.total_bytes))
+        else {
+            return false;
+        };
+        let mut ring = vec![0; new_size];
+        let first = self.used.min(size - self.head);
+        ring[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
+        ring[first..self.used].copy_from_slice(&self.ring[..self.used - first]);
+        self.ring = ring;
+        self.head = 0;
+        self.reserved = new_size;
+        true
     }
 
+    /// Appends `line`; the ring has room for it ([`Lines::make_room`]).
     fn push(&mut self, line: &[u8]) {
-        if self.bytes.len() + line.len() > self.bytes.capacity() && self.start >= self.live() {
-            self.bytes.copy_within(self.start.., 0);
-            self.bytes.truncate(self.live());
-            self.start = 0;
+        let size = self.ring.len();
+        if line.is_empty() {
+            self.lengths.push_back(0);
+            return;
         }
-        self.bytes.extend_from_slice(line);
+        let at = (self.head + self.used) % size;
+        let first = line.len().min(size - at);
+        self.ring[at..at + first].copy_from_slice(&line[..first]);
+        self.ring[..line.len() - first].copy_from_slice(&line[first..]);
+        self.used += line.len();
         self.lengths.push_back(line.len() as u32);
     }
 
-    /// The buffered lines, oldest first.
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let mut at = self.start;
-        self.lengths.iter().map(move |&len| {
-            let line = &self.bytes[at..at + len as usize];
-            at += len as usize;
-            line
-        })
+    /// Calls `f` with each buffered line, oldest first; a line that wraps
+    /// is put together in `scratch` first.
+    fn for_each(&self, scratch: &mut Vec<u8>, mut f: impl FnMut(&[u8])) {
+        let size = self.ring.len();
+        let mut at = self.head;
+        for &len in &self.lengths {
+            let len = len as usize;
+            if len == 0 {
+                f(&[]);
+            } else if at + len <= size {
+                f(&self.ring[at..at + len]);
+            } else {
+                scratch.clear();
+                scratch.extend_from_slice(&self.ring[at..]);
+                scratch.extend_from_slice(&self.ring[..at + len - size]);
+                f(scratch);
+            }
+            if len > 0 {
+                at = (at + len) % size;
+            }
+        }
     }
 
     fn release(&mut self) {
         TOTAL_BYTES.fetch_sub(self.reserved, Ordering::Relaxed);
         self.reserved = 0;
-        self.start = 0;
+        self.head = 0;
+        self.used = 0;
         unpool(
-            std::mem::take(&mut self.bytes),
+            std::mem::take(&mut self.ring),
             std::mem::take(&mut self.lengths),
         );
     }
@@ -245,17 +314,7 @@ impl State {
 
     /// `target`'s lines, made on first use.
     fn lines_for(&mut self, target: &Arc<dyn BufferTarget>, caps: Caps) -> &mut Lines {
-        let new = || {
-            let (bytes, lengths) = pooled(caps);
-            Lines {
-                target: target.clone(),
-                bytes,
-                start: 0,
-                lengths,
-                reserved: 0,
-                evicted: 0,
-            }
-        };
+        let new = || Lines::new(target, caps);
         let first_is_target = match &self.first {
             None => {
                 return self.first.insert(new());
@@ -323,8 +382,8 @@ impl Buffer {
         }
         let lines = state.lines_for(target, caps);
         loop {
-            let live = lines.live() + line.len();
-            if live <= caps.request_bytes && lines.reserve(live, caps) {
+            let need = lines.live() + line.len();
+            if need <= caps.request_bytes && lines.make_room(need, caps) {
                 break;
             }
             if !lines.evict_oldest() {
@@ -356,10 +415,11 @@ impl Buffer {
                 lines.evicted = 0;
                 wrote = true;
             }
-            for line in lines.iter() {
+            let mut scratch = Vec::new();
+            lines.for_each(&mut scratch, |line| {
                 lines.target.write_line(line);
                 wrote = true;
-            }
+            });
             lines.release();
         }
         state.evicted_total += evicted_total;
@@ -528,8 +588,9 @@ mod tests {
         );
         assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
 
-        // Evicting for a long time keeps the memory near the cap: the
-        // dead prefix is dropped, not piled up; the newest lines are kept.
+        // Evicting for a long time keeps the allocation at the cap: the
+        // ring never grows past it; the newest lines are kept, in order,
+        // lines that wrap around the ring's end included.
         let f = RequestContext::new(RequestId::new("f").unwrap());
         for n in 0..10_000 {
             assert_eq!(
@@ -540,14 +601,14 @@ mod tests {
         {
             let state = f.buffer().lock();
             let lines = state.first.as_ref().unwrap();
-            assert!(
-                lines.bytes.capacity() <= 4 * caps.request_bytes,
-                "{}",
-                lines.bytes.capacity()
-            );
+            assert_eq!(lines.ring.len(), caps.request_bytes);
+            assert!(lines.ring.capacity() <= caps.request_bytes);
+            assert_eq!(lines.reserved, caps.request_bytes);
             assert_eq!(lines.live(), 1_000);
-            let newest: Vec<&[u8]> = lines.iter().collect();
-            assert_eq!(newest.last().unwrap(), &line(999).as_slice());
+            let mut newest = Vec::new();
+            lines.for_each(&mut Vec::new(), |l| newest.push(l.to_vec()));
+            let expected: Vec<Vec<u8>> = (990..1000).map(line).collect();
+            assert_eq!(newest, expected);
         }
         drop(f);
         assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);

@@ -45,7 +45,10 @@ pub const DEFAULT_TOTAL_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 /// Bounds: a request keeps at most [`request_bytes`](Buffering::request_bytes)
 /// (64 KiB by default), all requests together at most
 /// [`total_bytes`](Buffering::total_bytes) (64 MiB); past a cap the
-/// request's oldest lines are evicted. A flush starts with one WARN line
+/// request's oldest lines are evicted. The caps bound the memory the
+/// lines take, as allocated, not only the bytes still live (each request
+/// keeps its lines in one ring that never outgrows its cap; the lines'
+/// lengths add 4 bytes a line beside it). A flush starts with one WARN line
 /// giving the exact number evicted, and the access line counts them
 /// (`buffer_evicted`). A single line larger than the request's cap is
 /// written at once.
@@ -111,7 +114,7 @@ impl Buffering {
         self
     }
 
-    /// The most one request keeps, in bytes of encoded lines. Defaults to
+    /// The most one request keeps, in bytes of encoded lines as allocated. Defaults to
     /// [`DEFAULT_REQUEST_BUFFER_BYTES`].
     #[must_use]
     pub fn request_bytes(mut self, bytes: usize) -> Self {
@@ -119,7 +122,7 @@ impl Buffering {
         self
     }
 
-    /// The most all requests keep together. Defaults to
+    /// The most all requests keep together, as allocated. Defaults to
     /// [`DEFAULT_TOTAL_BUFFER_BYTES`].
     #[must_use]
     pub fn total_bytes(mut self, bytes: usize) -> Self {
