@@ -41,18 +41,28 @@ pub trait Injector {
 /// A carrier corrlog can read keys from: a message's headers.
 ///
 /// Implemented for `HashMap<String, String>`, `BTreeMap<String, String>`,
-/// `[(String, String)]`, `Vec<(String, String)>` and `http::HeaderMap`.
-/// Keys are looked up in lowercase; the maps also find a key stored in
-/// other case.
+/// `[(String, String)]`, `Vec<(String, String)>` and `http::HeaderMap`;
+/// implement it for your client's header type.
+///
+/// ```
+/// struct KafkaHeaders(Vec<(String, Vec<u8>)>);
+///
+/// impl corrlog::propagate::Extractor for KafkaHeaders {
+///     fn get_all(&self, key: &str) -> Vec<&str> {
+///         self.0
+///             .iter()
+///             .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+///             // A value that is not UTF-8 still counts, as one nothing accepts.
+///             .map(|(_, v)| std::str::from_utf8(v).unwrap_or("\u{fffd}"))
+///             .collect()
+///     }
+/// }
+/// ```
 pub trait Extractor {
-    /// The value of `key` (lowercase), if the carrier has it.
-    fn get(&self, key: &str) -> Option<&str>;
-
     /// Every value of `key` (lowercase), stored in any case, in the
-    /// carrier's order (a hash map has none of its own). A
-    /// carrier that can hold a key twice returns them all, so that a
-    /// duplicated id or `traceparent` is refused as over HTTP; one that
-    /// cannot keeps this default, [`get`](Extractor::get)'s one value.
+    /// carrier's order (a hash map has none of its own). All of them, so
+    /// that a duplicated id or `traceparent` is refused and every
+    /// `tracestate` joined, as over HTTP.
     ///
     /// ```
     /// use corrlog::propagate::Extractor;
@@ -63,9 +73,7 @@ pub trait Extractor {
     /// ];
     /// assert_eq!(pairs.get_all("x-request-id"), ["a", "b"]);
     /// ```
-    fn get_all(&self, key: &str) -> Vec<&str> {
-        self.get(key).into_iter().collect()
-    }
+    fn get_all(&self, key: &str) -> Vec<&str>;
 }
 
 impl<S: BuildHasher> Injector for HashMap<String, String, S> {
@@ -80,13 +88,6 @@ impl<S: BuildHasher> Injector for HashMap<String, String, S> {
 }
 
 impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
-    fn get(&self, key: &str) -> Option<&str> {
-        match HashMap::get(self, key) {
-            Some(value) => Some(value),
-            None => find_ignoring_case(self.iter(), key),
-        }
-    }
-
     fn get_all(&self, key: &str) -> Vec<&str> {
         all_ignoring_case(self.iter(), key)
     }
@@ -104,13 +105,6 @@ impl Injector for BTreeMap<String, String> {
 }
 
 impl Extractor for BTreeMap<String, String> {
-    fn get(&self, key: &str) -> Option<&str> {
-        match BTreeMap::get(self, key) {
-            Some(value) => Some(value),
-            None => find_ignoring_case(self.iter(), key),
-        }
-    }
-
     fn get_all(&self, key: &str) -> Vec<&str> {
         all_ignoring_case(self.iter(), key)
     }
@@ -128,20 +122,12 @@ impl Injector for Vec<(String, String)> {
 }
 
 impl Extractor for [(String, String)] {
-    fn get(&self, key: &str) -> Option<&str> {
-        find_ignoring_case(self.iter().map(|(k, v)| (k, v)), key)
-    }
-
     fn get_all(&self, key: &str) -> Vec<&str> {
         all_ignoring_case(self.iter().map(|(k, v)| (k, v)), key)
     }
 }
 
 impl Extractor for Vec<(String, String)> {
-    fn get(&self, key: &str) -> Option<&str> {
-        Extractor::get(self.as_slice(), key)
-    }
-
     fn get_all(&self, key: &str) -> Vec<&str> {
         Extractor::get_all(self.as_slice(), key)
     }
@@ -175,10 +161,6 @@ fn header_name(key: &str) -> Option<HeaderName> {
 }
 
 impl Extractor for HeaderMap {
-    fn get(&self, key: &str) -> Option<&str> {
-        HeaderMap::get(self, key).and_then(|v| v.to_str().ok())
-    }
-
     /// A value that is not visible ASCII still counts, as a value nothing
     /// accepts.
     fn get_all(&self, key: &str) -> Vec<&str> {
@@ -197,13 +179,4 @@ fn all_ignoring_case<'a>(
         .filter(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| v.as_str())
         .collect()
-}
-
-fn find_ignoring_case<'a>(
-    mut entries: impl Iterator<Item = (&'a String, &'a String)>,
-    key: &str,
-) -> Option<&'a str> {
-    entries
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.as_str())
 }
