@@ -282,3 +282,27 @@ fn the_access_line_allocates_nothing() {
         assert_eq!(report.stats.written, 1_200, "{name}");
     }
 }
+
+/// Writing the id and trace into a `HeaderMap` allocates only the values
+/// (the three header values and the `traceparent` text): corrlog's own
+/// header names are constants, never parsed into new names per call.
+#[test]
+fn injecting_into_a_header_map_allocates_only_the_values() {
+    let ctx = corrlog::propagate::extract(&vec![
+        (
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        ),
+        ("tracestate".to_owned(), "congo=t61".to_owned()),
+    ]);
+    let mut headers = http::HeaderMap::with_capacity(8);
+    corrlog::propagate::inject_from(&ctx, &mut headers);
+    let before = allocations();
+    for _ in 0..100 {
+        corrlog::propagate::inject_from(&ctx, &mut headers);
+    }
+    let per_call = (allocations() - before) / 100;
+    eprintln!("allocations per inject into a HeaderMap: {per_call}");
+    assert_eq!(headers.len(), 3);
+    assert!(per_call <= 4, "{per_call} allocations a call");
+}

@@ -21,9 +21,9 @@ use crate::context::RequestContext;
 /// - keys sorted; each value URL-encoded (every byte but `A-Z a-z 0-9
 ///   - . _ ~` as `%XX`, so no `'`, `*` or `/` can end the value or the
 ///   comment early) and quoted with `'`;
-/// - a statement that already holds a comment (`--` or `/*` anywhere)
-///   is returned unchanged;
-/// - the comment goes before a trailing `;`.
+/// - a statement that already holds a comment (`--`, `/*` or MySQL's `#`
+///   anywhere) is returned unchanged, and so is an empty one;
+/// - the comment goes before the trailing `;` (all of them, kept).
 ///
 /// **Cost.** The comment makes every request's statement text unique.
 /// Drivers and servers that cache prepared statements by their text
@@ -78,15 +78,16 @@ impl RequestContext {
 /// `statement` with a sqlcommenter comment of `pairs`, or unchanged when
 /// it has a comment already or `pairs` is empty.
 pub(crate) fn with_comment<'a>(statement: &'a str, pairs: &mut [(&str, &str)]) -> Cow<'a, str> {
-    if pairs.is_empty() || statement.contains("--") || statement.contains("/*") {
+    // MySQL's `#` starts a comment too, which would swallow the tag.
+    let commented = ["--", "/*", "#"].iter().any(|c| statement.contains(c));
+    // The statement without the semicolons and spaces that end it.
+    let body = statement.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    if pairs.is_empty() || commented || body.trim_start().is_empty() {
         return Cow::Borrowed(statement);
     }
     pairs.sort_by(|a, b| a.0.cmp(b.0));
-    let body = statement.trim_end();
-    let (body, tail) = match body.strip_suffix(';') {
-        Some(body) => (body.trim_end(), ";"),
-        None => (body, ""),
-    };
+    // The comment goes before the semicolons, all kept.
+    let tail = ";".repeat(statement[body.len()..].matches(';').count());
     let mut out = String::with_capacity(statement.len() + 96);
     out.push_str(body);
     out.push_str(" /*");
@@ -100,7 +101,7 @@ pub(crate) fn with_comment<'a>(statement: &'a str, pairs: &mut [(&str, &str)]) -
         out.push('\'');
     }
     out.push_str("*/");
-    out.push_str(tail);
+    out.push_str(&tail);
     Cow::Owned(out)
 }
 
@@ -147,6 +148,22 @@ mod tests {
             with_comment("DELETE FROM t ;  \n", &mut [("k", "v")]),
             "DELETE FROM t /*k='v'*/;"
         );
+        assert_eq!(
+            with_comment("SELECT 1;;", &mut [("k", "v")]),
+            "SELECT 1 /*k='v'*/;;"
+        );
+        assert_eq!(
+            with_comment("SELECT 1; ;", &mut [("k", "v")]),
+            "SELECT 1 /*k='v'*/;;"
+        );
+        // MySQL's `#` comment would swallow the tag; an empty statement
+        // has nothing to tag.
+        for unchanged in ["SELECT 1 # mine", "", " ; ;", ";"] {
+            assert!(matches!(
+                with_comment(unchanged, &mut [("k", "v")]),
+                Cow::Borrowed(s) if s == unchanged
+            ));
+        }
     }
 
     #[test]
@@ -177,7 +194,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-        /// Any statement without a comment, any values: the statement, then
+        /// Any statement without a comment (and not empty), any values: the statement, then
         /// one well-formed comment that ends only at its end, whose values
         /// decode to the originals, keys sorted.
         #[test]
@@ -187,6 +204,7 @@ mod tests {
             b in any::<String>(),
         ) {
             prop_assume!(!statement.contains("--") && !statement.contains("/*"));
+            prop_assume!(!statement.contains('#') && !statement.trim().is_empty());
             let mut pairs = [("zeta", a.as_str()), ("alpha", b.as_str())];
             let tagged = with_comment(&statement, &mut pairs).into_owned();
             let body = statement.trim_end();
