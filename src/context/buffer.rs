@@ -638,5 +638,43 @@ mod tests {
         assert_eq!(text(&target), expected(&[0, 1, 2]));
         assert_eq!(text(&other), expected(&[10, 20, 11, 21, 12, 22]));
         assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
+
+        // A line exactly the request's cap is kept, not written at once.
+        let whole = RequestContext::new(RequestId::new("whole").unwrap());
+        let big = vec![b'x'; caps.request_bytes];
+        assert_eq!(whole.buffer().offer(&dyn_target, &big, caps), Offer::Kept);
+        drop(whole);
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
+
+        // The ring doubles (an eighth of the cap first), so a request's
+        // lines are copied a bounded number of times.
+        target.0.lock().unwrap().clear();
+        let k = RequestContext::new(RequestId::new("k").unwrap());
+        let h = RequestContext::new(RequestId::new("h").unwrap());
+        for n in 0..10 {
+            assert_eq!(k.buffer().offer(&dyn_target, &line(n), caps), Offer::Kept);
+        }
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 1_000);
+        for n in 0..3 {
+            assert_eq!(h.buffer().offer(&dyn_target, &line(n), caps), Offer::Kept);
+        }
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 1_000 + 500);
+        // The process-wide cap holds h's ring at 500 bytes: its oldest
+        // lines are evicted and the ring wraps around its end.
+        for n in 3..8 {
+            assert_eq!(h.buffer().offer(&dyn_target, &line(n), caps), Offer::Kept);
+        }
+        // Room again: the wrapped ring grows, its lines kept in order.
+        drop(k);
+        for n in 8..10 {
+            assert_eq!(h.buffer().offer(&dyn_target, &line(n), caps), Offer::Kept);
+        }
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 1_000);
+        assert!(h.flush_buffer());
+        let written = target.0.lock().unwrap().clone();
+        assert_eq!(written[0], "h evicted 3");
+        assert_eq!(written[1..].concat(), expected(&[3, 4, 5, 6, 7, 8, 9]));
+        drop(h);
+        assert_eq!(TOTAL_BYTES.load(Ordering::Relaxed), 0);
     }
 }
