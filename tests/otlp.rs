@@ -694,6 +694,17 @@ fn the_standard_variables_configure_the_export_and_bad_values_stop_the_start() {
     }
 }
 
+/// Waits up to 5 s for `done`; a test's own assertions say what a timeout
+/// means.
+fn wait_for(mut done: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// An endpoint's credentials (user information, a token in the query)
 /// never reach stderr: not in the export's reason lines, not in `Debug`,
 /// not in a start error.
@@ -712,12 +723,7 @@ fn the_endpoint_s_credentials_are_masked_wherever_it_is_printed() {
     );
     let response = common::demo::get(addr, "/", "x-request-id: masked-1\r\n");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    for _ in 0..1000 {
-        if receiver.attempts() > 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for(|| receiver.attempts() > 0);
     let (_, err) = common::demo::stop(process, stdout);
     assert!(
         err.contains("answered HTTP 401"),
@@ -812,12 +818,7 @@ fn a_refused_certificate_is_reported_at_once_and_not_retried() {
     );
     let response = common::demo::get(addr, "/", "x-request-id: tls-1\r\n");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    for _ in 0..1000 {
-        if accepted.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for(|| accepted.load(std::sync::atomic::Ordering::SeqCst) > 0);
     let (_, err) = common::demo::stop(process, stdout);
     let _ = server.kill();
     let _ = server.wait();

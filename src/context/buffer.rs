@@ -408,6 +408,8 @@ impl Buffer {
         self.set_phase(Phase::Flushed);
         let mut wrote = false;
         let mut evicted_total = 0;
+        // Where a line that wraps around its ring's end is put together.
+        let mut scratch = Vec::new();
         for lines in state.layers() {
             if lines.evicted > 0 {
                 lines.target.write_evicted(request, lines.evicted);
@@ -415,7 +417,6 @@ impl Buffer {
                 lines.evicted = 0;
                 wrote = true;
             }
-            let mut scratch = Vec::new();
             lines.for_each(&mut scratch, |line| {
                 lines.target.write_line(line);
                 wrote = true;

@@ -189,11 +189,7 @@ pub fn extract_with(
         Ok((id, _)) => id,
         Err(_) => RequestId::generate(),
     };
-    let mut parents = values("traceparent");
-    let parent = match (parents.next(), parents.next()) {
-        (Some(only), None) => TraceParent::parse(only),
-        _ => None,
-    };
+    let parent = TraceParent::sole(values("traceparent"));
     let trace = continue_or_start_from(parent, || tracestate_of(values("tracestate")));
     RequestContext::with_trace(id, Some(trace), header.clone())
 }

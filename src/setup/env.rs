@@ -123,12 +123,11 @@ fn otlp_from_env(
         if let Some(url) = env_var(var) {
             let url = url.trim().to_owned();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                // Masked as the access line masks a URL: it may hold
+                // Masked as every printed endpoint is: it may hold
                 // credentials.
-                let shown = crate::fmt::redact_url(&crate::fmt::Redaction::default(), &url);
                 return Err(invalid_env(
                     var,
-                    shown.into_owned(),
+                    crate::output::otlp::shown_endpoint(&url),
                     "an http:// or https:// URL, like http://127.0.0.1:4318",
                 ));
             }
@@ -161,13 +160,7 @@ fn otlp_from_env(
                 expected: HEADERS_FORMAT,
             })
         };
-        let v = match env::var(var) {
-            Ok(v) => Some(v).filter(|v| !v.trim().is_empty()),
-            Err(env::VarError::NotPresent) => None,
-            Err(env::VarError::NotUnicode(_)) => {
-                return Err(secret("its bytes (not UTF-8)".into()))
-            }
-        };
+        let v = env_utf8(var).map_err(|_| secret("its bytes (not UTF-8)".into()))?;
         if let Some(v) = v {
             let headers = parse_headers(&v).map_err(secret)?;
             for (name, value) in headers {
@@ -248,14 +241,16 @@ fn shown(value: &str) -> String {
 /// A variable's value, unless unset or blank; an error when it is not
 /// UTF-8, rather than ignoring it.
 fn env_text(name: &'static str) -> Result<Option<String>, Error> {
+    env_utf8(name).map_err(|raw| invalid_env(name, shown(&raw.to_string_lossy()), "UTF-8 text"))
+}
+
+/// A variable's value, unless unset or blank; its raw bytes when they are
+/// not UTF-8, for the caller's error.
+fn env_utf8(name: &str) -> Result<Option<String>, std::ffi::OsString> {
     match env::var(name) {
         Ok(v) => Ok(Some(v).filter(|v| !v.trim().is_empty())),
         Err(env::VarError::NotPresent) => Ok(None),
-        Err(env::VarError::NotUnicode(raw)) => Err(invalid_env(
-            name,
-            shown(&raw.to_string_lossy()),
-            "UTF-8 text",
-        )),
+        Err(env::VarError::NotUnicode(raw)) => Err(raw),
     }
 }
 
@@ -337,9 +332,9 @@ fn percent_decode(text: &str) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
-/// A variable's value, unless unset or blank.
+/// A variable's value, unless unset, blank or not UTF-8.
 pub(super) fn env_var(name: &str) -> Option<String> {
-    env::var(name).ok().filter(|v| !v.trim().is_empty())
+    env_utf8(name).ok().flatten()
 }
 
 pub(super) fn invalid_env(var: &'static str, value: String, expected: &'static str) -> Error {

@@ -123,12 +123,23 @@ impl TraceParent {
     /// The `traceparent` of a request's headers: `None` when absent,
     /// invalid, or sent more than once.
     pub fn from_headers(headers: &HeaderMap) -> Option<TraceParent> {
-        let mut values = headers.get_all(TRACEPARENT).iter();
-        let first = values.next()?;
-        if values.next().is_some() {
-            return None;
+        // A value that is not visible ASCII still counts, as one nothing
+        // parses.
+        TraceParent::sole(
+            headers
+                .get_all(TRACEPARENT)
+                .iter()
+                .map(|value| value.to_str().unwrap_or("")),
+        )
+    }
+
+    /// The parent in a carrier's `traceparent` values, as every carrier
+    /// reads it, HTTP headers included: exactly one value, valid.
+    pub(crate) fn sole<'a>(mut values: impl Iterator<Item = &'a str>) -> Option<TraceParent> {
+        match (values.next(), values.next()) {
+            (Some(only), None) => TraceParent::parse(only),
+            _ => None,
         }
-        TraceParent::parse(first.to_str().ok()?)
     }
 
     /// The trace id as 32 lowercase hex digits.

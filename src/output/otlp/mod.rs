@@ -233,10 +233,10 @@ impl fmt::Debug for OtlpWriter {
     }
 }
 
-/// `endpoint` as corrlog prints it, in reasons and `Debug`: its user
-/// information and secret-looking query parameters masked as on the
-/// access line.
-fn shown_endpoint(endpoint: &str) -> String {
+/// `endpoint` as corrlog prints it, in reasons, `Debug` and start errors:
+/// its user information and secret-looking query parameters masked as on
+/// the access line.
+pub(crate) fn shown_endpoint(endpoint: &str) -> String {
     crate::fmt::redact_url(&crate::fmt::Redaction::default(), endpoint).into_owned()
 }
 
