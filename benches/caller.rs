@@ -21,7 +21,7 @@
 
 mod support;
 
-use support::{listing_only, median};
+use support::{env_num, listing_only, median};
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -34,11 +34,21 @@ use corrlog::output::Pipeline;
 use corrlog::output::WriterSink;
 use corrlog::{LogLayer, RequestContext, RequestId};
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
 use tracing::{Dispatch, Event, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
-const EVENTS_PER_ROUND: u32 = 200_000;
-const ROUNDS: usize = 15;
+/// Events per round and rounds, unless `EVENTS` and `ROUNDS` say (fewer,
+/// for a profiler).
+fn events_per_round() -> u32 {
+    u32::try_from(env_num("EVENTS", 200_000))
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+fn rounds() -> usize {
+    env_num("ROUNDS", 15).max(1) as usize
+}
 
 fn event() {
     tracing::info!(order_id = 42, user = "alice", "processing order");
@@ -72,8 +82,25 @@ impl Visit for FloorVisitor<'_> {
     }
 }
 
-impl<S: Subscriber> tracing_subscriber::Layer<S> for Floor {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+/// A span's fields as the floor writes them, made once when the span is.
+struct FloorSpanFields(String);
+
+impl<S> tracing_subscriber::Layer<S> for Floor
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.values().is_empty() {
+            return;
+        }
+        let mut fields = String::new();
+        attrs.record(&mut FloorVisitor(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(FloorSpanFields(fields));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         FLOOR_BUF.with(|b| {
             let mut buf = b.borrow_mut();
             buf.clear();
@@ -87,6 +114,13 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Floor {
                 event.metadata().target(),
                 FLOOR_ID
             );
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope {
+                    if let Some(fields) = span.extensions().get::<FloorSpanFields>() {
+                        buf.push_str(&fields.0);
+                    }
+                }
+            }
             event.record(&mut FloorVisitor(&mut buf));
             buf.push_str("}\n");
             let _ = io::sink().write_all(buf.as_bytes());
@@ -99,18 +133,32 @@ struct Stack {
     dispatch: Dispatch,
     /// Whether the id comes from a span rather than corrlog's context.
     span_id: bool,
+    /// Whether the event is logged inside an entered span with fields, as
+    /// in an `#[instrument]`ed function (inside the request context too).
+    in_span: bool,
     samples: Vec<f64>,
+}
+
+/// `stack`, its events logged inside an entered span with fields.
+fn in_span(name: &'static str, dispatch: Dispatch) -> Stack {
+    Stack {
+        name,
+        dispatch,
+        span_id: false,
+        in_span: true,
+        samples: vec![],
+    }
 }
 
 fn run_round(stack: &mut Stack, ctx: &RequestContext) {
     tracing::dispatcher::with_default(&stack.dispatch, || {
         let body = || {
             let start = Instant::now();
-            for i in 0..EVENTS_PER_ROUND {
+            for i in 0..events_per_round() {
                 event();
                 black_box(i);
             }
-            start.elapsed().as_nanos() as f64 / f64::from(EVENTS_PER_ROUND)
+            start.elapsed().as_nanos() as f64 / f64::from(events_per_round())
         };
         let ns = if stack.span_id {
             let span = tracing::info_span!(
@@ -120,6 +168,12 @@ fn run_round(stack: &mut Stack, ctx: &RequestContext) {
             );
             let _g = span.enter();
             body()
+        } else if stack.in_span {
+            ctx.clone().run(|| {
+                let span = tracing::info_span!("checkout", cart = 3, region = "eu");
+                let _g = span.enter();
+                body()
+            })
         } else {
             ctx.clone().run(body)
         };
@@ -146,6 +200,7 @@ fn sync_stack(
             tracing_subscriber::registry().with(make(WriterSink::new(io::sink()))),
         ),
         span_id: false,
+        in_span: false,
         samples: vec![],
     }
 }
@@ -174,6 +229,7 @@ fn main() {
             name: "floor",
             dispatch: Dispatch::new(tracing_subscriber::registry().with(Floor)),
             span_id: false,
+            in_span: false,
             samples: vec![],
         },
         Stack {
@@ -182,8 +238,23 @@ fn main() {
                 tracing_subscriber::registry().with(LogLayer::new(pipeline.clone())),
             ),
             span_id: false,
+            in_span: false,
             samples: vec![],
         },
+        in_span(
+            "floor, in a span with fields",
+            Dispatch::new(tracing_subscriber::registry().with(Floor)),
+        ),
+        in_span(
+            "corrlog (pipeline), in a span with fields",
+            Dispatch::new(tracing_subscriber::registry().with(LogLayer::new(pipeline.clone()))),
+        ),
+        in_span(
+            "corrlog sync, in a span with fields",
+            Dispatch::new(
+                tracing_subscriber::registry().with(LogLayer::new(WriterSink::new(io::sink()))),
+            ),
+        ),
         Stack {
             name: "corrlog (pipeline) + OTLP output's layer",
             dispatch: Dispatch::new(
@@ -192,6 +263,7 @@ fn main() {
                     .with(LogLayer::new(otlp_pipeline)),
             ),
             span_id: false,
+            in_span: false,
             samples: vec![],
         },
         Stack {
@@ -202,6 +274,7 @@ fn main() {
                     .with(LogLayer::new(WriterSink::new(io::sink()))),
             ),
             span_id: false,
+            in_span: false,
             samples: vec![],
         },
         Stack {
@@ -210,6 +283,7 @@ fn main() {
                 tracing_subscriber::registry().with(LogLayer::new(WriterSink::new(io::sink()))),
             ),
             span_id: false,
+            in_span: false,
             samples: vec![],
         },
         sync_stack("corrlog sync + service", |w| {
@@ -237,6 +311,7 @@ fn main() {
                 io::sink,
             )),
             span_id: true,
+            in_span: false,
             samples: vec![],
         },
         Stack {
@@ -245,14 +320,23 @@ fn main() {
                 non_blocking,
             )),
             span_id: true,
+            in_span: false,
             samples: vec![],
         },
     ];
     // ONLY=name,name keeps the stacks whose names contain one of them (the
-    // floor is always kept), e.g. to profile one stack.
+    // floors are kept too); ONLY==name keeps exactly that one stack, e.g.
+    // to count its instructions.
     if let Ok(only) = std::env::var("ONLY") {
-        let keep: Vec<String> = only.split(',').map(str::to_owned).collect();
-        stacks.retain(|s| s.name == "floor" || keep.iter().any(|k| s.name.contains(k.as_str())));
+        match only.strip_prefix('=') {
+            Some(exact) => stacks.retain(|s| s.name == exact),
+            None => {
+                let keep: Vec<&str> = only.split(',').collect();
+                stacks.retain(|s| {
+                    s.name.starts_with("floor") || keep.iter().any(|k| s.name.contains(k))
+                });
+            }
+        }
     }
     let ctx = RequestContext::new(RequestId::generate());
     ctx.clone().run(|| corrlog::bind("tenant", "acme"));
@@ -261,7 +345,7 @@ fn main() {
         run_round(s, &ctx);
         s.samples.clear();
     }
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         for s in &mut stacks {
             run_round(s, &ctx);
         }
@@ -276,15 +360,27 @@ fn main() {
         .find(|(name, _)| name.starts_with("corrlog (pipeline)"))
         .map_or(floor, |m| m.1);
     println!(
-        "caller-side ns/event, median of {ROUNDS} alternating rounds of {EVENTS_PER_ROUND} events"
+        "caller-side ns/event, median of {} alternating rounds of {} events",
+        rounds(),
+        events_per_round()
     );
     println!(
-        "{:<30} {:>10} {:>10} {:>12}",
+        "{:<42} {:>10} {:>10} {:>12}",
         "stack", "ns/event", "x floor", "x corrlog"
     );
+    // Rows in a span with fields compare with the floor in the same span.
+    let span_floor = medians
+        .iter()
+        .find(|(name, _)| *name == "floor, in a span with fields")
+        .map_or(floor, |m| m.1);
     for (name, ns) in &medians {
+        let floor = if name.contains("in a span") {
+            span_floor
+        } else {
+            floor
+        };
         println!(
-            "{name:<30} {ns:>10.1} {:>10.2} {:>12.2}",
+            "{name:<42} {ns:>10.1} {:>10.2} {:>12.2}",
             ns / floor,
             ns / corrlog
         );

@@ -27,6 +27,8 @@
 #[path = "../examples/demo/app.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod app;
+#[path = "support/lower_bound.rs"]
+mod lower_bound;
 mod support;
 
 use support::{env_num, listing_only, median, process_cpu_seconds, wrk_figures, wrk_requests};
@@ -229,7 +231,26 @@ fn main() {
         layout,
     );
 
-    let mut stacks = vec![bare, ids_only, tower, corrlog, demo];
+    // The demo's `GET /` with nothing around it (its line goes nowhere),
+    // and behind the hand-written lower bound: the added cost of each
+    // stack is its CPU per request less this one's.
+    let bare_demo = serve(
+        "bare axum, the demo's GET /",
+        tracing::Dispatch::none(),
+        app::routes(app::AppConfig::default(), None),
+        layout,
+    );
+    let bound_out = lower_bound::Out::start(std::fs::File::create(dir.join("bound.log")).unwrap());
+    let bound = serve(
+        "lower bound, the demo's GET /",
+        tracing::Dispatch::new(
+            tracing_subscriber::registry().with(lower_bound::Lines(bound_out.clone())),
+        ),
+        app::routes(app::AppConfig::default(), None).layer(lower_bound::Layer(bound_out)),
+        layout,
+    );
+
+    let mut stacks = vec![bare, ids_only, tower, corrlog, bare_demo, bound, demo];
     // ONLY=name keeps bare axum and the stacks whose names contain it
     // (e.g. to profile one).
     if let Ok(only) = std::env::var("ONLY") {
@@ -263,20 +284,44 @@ fn main() {
         ),
     }
     let bare_cpu = median(&mut stacks[0].cpu_us.clone());
+    let bare_demo_cpu = stacks
+        .iter()
+        .find(|s| s.name.starts_with("bare axum, the demo"))
+        .map(|s| median(&mut s.cpu_us.clone()));
+    // CPU added per request: against bare axum, or for the demo's route
+    // against the same route served bare.
+    let added = |name: &str, cpu: f64| match bare_demo_cpu {
+        Some(base) if name.contains("the demo's GET /") => cpu - base,
+        _ => cpu - bare_cpu,
+    };
     println!(
-        "{:<34} {:>10} {:>9} {:>10} {:>9} {:>12} {:>9}",
-        "stack", "req/s", "x bare", "p99 ms", "x bare", "us CPU/req", "bare/x"
+        "{:<34} {:>10} {:>9} {:>10} {:>9} {:>12} {:>9} {:>10}",
+        "stack", "req/s", "x bare", "p99 ms", "x bare", "us CPU/req", "bare/x", "added us"
     );
+    let mut added_by_name = Vec::new();
     for s in stacks.iter_mut() {
         let rps = median(&mut s.rps);
         let p99 = median(&mut s.p99_ms);
         let cpu = median(&mut s.cpu_us);
+        added_by_name.push((s.name, added(s.name, cpu)));
         println!(
-            "{:<34} {rps:>10.0} {:>9.3} {p99:>10.2} {:>9.2} {cpu:>12.2} {:>9.3}",
+            "{:<34} {rps:>10.0} {:>9.3} {p99:>10.2} {:>9.2} {cpu:>12.2} {:>9.3} {:>10.2}",
             s.name,
             rps / bare_rps,
             p99 / bare_p99,
-            bare_cpu / cpu
+            bare_cpu / cpu,
+            added(s.name, cpu)
+        );
+    }
+    let find = |name: &str| added_by_name.iter().find(|(n, _)| *n == name).map(|a| a.1);
+    if let (Some(corrlog), Some(bound)) = (
+        find("corrlog, the demo's GET /"),
+        find("lower bound, the demo's GET /"),
+    ) {
+        println!(
+            "the demo's GET /: corrlog adds {corrlog:.2} us of CPU per request, the lower bound \
+             {bound:.2} us: {:.2}x",
+            corrlog / bound
         );
     }
     println!(

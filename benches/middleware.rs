@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo bench --bench middleware`. `ONLY=N` runs only the
 //! N-th configuration (0 = bare ... 3 = default, 4 = tower-http's id
-//! layers alone), and `REQUESTS=N` / `ROUNDS=N` shorten a run, for a
+//! layers alone, 5 = the hand-written lower bound of `support/lower_bound.rs`), and `REQUESTS=N` / `ROUNDS=N` shorten a run, for a
 //! profiler. `SUBSCRIBER=builder` logs through what `corrlog::builder()`
 //! installs (its `EnvFilter` included) instead of a bare `LogLayer`.
 //!
@@ -18,6 +18,8 @@
 //! header allocates the map.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+#[path = "support/lower_bound.rs"]
+mod lower_bound;
 mod support;
 
 use support::{env_num, listing_only, median};
@@ -134,6 +136,7 @@ fn main() {
         "corrlog, no access log",
         "corrlog (default)",
         "tower-http request id only, no logging",
+        "lower bound (hand-written), access line",
     ];
     let requests = env_num("REQUESTS", REQUESTS).max(1);
     let empty = empty_shape();
@@ -155,9 +158,15 @@ fn main() {
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .service(service_fn(handler));
+            let dev_null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .unwrap();
+            let mut bound =
+                lower_bound::Layer(lower_bound::Out::start(dev_null)).layer(service_fn(handler));
             let only = env_num("ONLY", u64::MAX);
             for round in 0..=rounds {
-                let mut ns = [0.0; 5];
+                let mut ns = [0.0; 6];
                 for (i, slot) in ns.iter_mut().enumerate() {
                     if only != u64::MAX && only != i as u64 {
                         continue;
@@ -167,7 +176,8 @@ fn main() {
                         1 => drive(&mut core, requests, empty).await,
                         2 => drive(&mut traced, requests, empty).await,
                         3 => drive(&mut full, requests, empty).await,
-                        _ => drive(&mut tower_http, requests, empty).await,
+                        4 => drive(&mut tower_http, requests, empty).await,
+                        _ => drive(&mut bound, requests, empty).await,
                     };
                 }
                 if round > 0 {

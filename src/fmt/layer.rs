@@ -493,11 +493,10 @@ impl<W: Sink> LogLayer<W> {
                     for span in scope {
                         let ext = span.extensions();
                         if let Some(fields) = ext.get::<SpanFields>() {
-                            for (key, value) in fields.entries(&self.redaction) {
+                            for (key, encoded) in fields.entries(&self.redaction, style) {
                                 if !keys.contains(key) {
                                     keys.push(key);
-                                    style.key(span_fields, key);
-                                    span_fields.extend_from_slice(value);
+                                    span_fields.extend_from_slice(encoded);
                                 }
                             }
                         }
@@ -577,14 +576,19 @@ where
             }
         }
         if !attrs.values().is_empty() {
-            record_span(&mut ext, &Record::new(attrs.values()), &self.redaction);
+            record_span(
+                &mut ext,
+                &Record::new(attrs.values()),
+                &self.redaction,
+                self.style,
+            );
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        record_span(&mut ext, values, &self.redaction);
+        record_span(&mut ext, values, &self.redaction, self.style);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

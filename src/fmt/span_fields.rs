@@ -1,5 +1,6 @@
 //! A span's fields, encoded once when the span is created or recorded and
-//! copied as bytes into each line of an event inside it.
+//! copied as bytes into each line of an event inside it: each field's key
+//! as the line's format writes it and its value, one slice to copy.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,14 +14,16 @@ use super::line::Style;
 use super::redact::Redaction;
 use super::visitor::{FieldVisitor, Target};
 
-/// A span's fields, encoded once as `(key, json value)` pairs.
+/// A span's fields, encoded once as `(key, encoded key and json value)`
+/// pairs.
 ///
-/// Kept per redaction policy: several `LogLayer`s may share one registry
-/// (JSON to a file and pretty lines on the console, say), each with its
-/// own policy, and the span's extensions are shared between them.
+/// Kept per redaction policy and format: several `LogLayer`s may share one
+/// registry (JSON to a file and pretty lines on the console, say), each
+/// with its own policy and format, and the span's extensions are shared
+/// between them.
 #[derive(Default)]
 pub(crate) struct SpanFields {
-    by_policy: Vec<(u64, SpanEntries)>,
+    by_layer: Vec<(u64, Style, SpanEntries)>,
     _live: Live,
 }
 
@@ -58,40 +61,53 @@ pub(crate) fn any_live() -> bool {
 type SpanEntries = Vec<(&'static str, Box<[u8]>)>;
 
 impl SpanFields {
-    /// Records `values` as `policy` writes them. Recording a key again
-    /// replaces its value, so two layers with the same policy agree.
-    fn record(&mut self, values: &Record<'_>, policy: &Redaction) {
-        let index = match self.by_policy.iter().position(|(id, _)| *id == policy.id()) {
+    /// Records `values` as `policy` and `style` write them. Recording a key
+    /// again replaces its value, so two layers with the same policy and
+    /// format agree.
+    fn record(&mut self, values: &Record<'_>, policy: &Redaction, style: Style) {
+        let index = match self
+            .by_layer
+            .iter()
+            .position(|(id, s, _)| *id == policy.id() && *s == style)
+        {
             Some(index) => index,
             None => {
-                self.by_policy.push((policy.id(), Vec::new()));
-                self.by_policy.len() - 1
+                self.by_layer.push((policy.id(), style, Vec::new()));
+                self.by_layer.len() - 1
             }
         };
         values.record(&mut SpanVisitor {
-            entries: &mut self.by_policy[index].1,
+            entries: &mut self.by_layer[index].2,
             buf: Vec::new(),
             keys: Vec::new(),
             policy,
+            style,
         });
     }
 
-    pub(crate) fn entries(&self, policy: &Redaction) -> &[(&'static str, Box<[u8]>)] {
-        self.by_policy
+    /// Each field's key, and the bytes a line in `style` under `policy`
+    /// copies for it: the key as the format writes it, then the value.
+    pub(crate) fn entries(&self, policy: &Redaction, style: Style) -> &[(&'static str, Box<[u8]>)] {
+        self.by_layer
             .iter()
-            .find(|(id, _)| *id == policy.id())
-            .map_or(&[], |(_, entries)| entries.as_slice())
+            .find(|(id, s, _)| *id == policy.id() && *s == style)
+            .map_or(&[], |(_, _, entries)| entries.as_slice())
     }
 }
 
 /// Records span field values into the span's [`SpanFields`], creating it
 /// on first use.
-pub(crate) fn record_span(ext: &mut ExtensionsMut<'_>, values: &Record<'_>, policy: &Redaction) {
+pub(crate) fn record_span(
+    ext: &mut ExtensionsMut<'_>,
+    values: &Record<'_>,
+    policy: &Redaction,
+    style: Style,
+) {
     match ext.get_mut::<SpanFields>() {
-        Some(fields) => fields.record(values, policy),
+        Some(fields) => fields.record(values, policy, style),
         None => {
             let mut fields = SpanFields::default();
-            fields.record(values, policy);
+            fields.record(values, policy, style);
             ext.insert(fields);
         }
     }
@@ -104,6 +120,7 @@ struct SpanVisitor<'a> {
     buf: Vec<u8>,
     keys: Vec<&'static str>,
     policy: &'a Redaction,
+    style: Style,
 }
 
 impl SpanVisitor<'_> {
@@ -122,7 +139,11 @@ impl SpanVisitor<'_> {
         });
         let mut prefix = Vec::new();
         json::key(&mut prefix, field.name(), json::is_reserved);
-        let value: Box<[u8]> = self.buf.get(prefix.len()..).unwrap_or_default().into();
+        let value = self.buf.get(prefix.len()..).unwrap_or_default();
+        let mut encoded = Vec::with_capacity(field.name().len() + value.len() + 4);
+        self.style.key(&mut encoded, field.name());
+        encoded.extend_from_slice(value);
+        let value: Box<[u8]> = encoded.into();
         match self.entries.iter_mut().find(|(k, _)| *k == field.name()) {
             Some(entry) => entry.1 = value,
             None => self.entries.push((field.name(), value)),
