@@ -225,7 +225,8 @@ fn the_first_valid_id_header_wins_and_the_first_refused_one_is_named() {
 
 #[test]
 fn the_handler_runs_in_the_context_and_span_and_a_panic_is_a_500() {
-    let (_, _, lines) = drive(RequestLayer::new(), &[("x-request-id", "h-1")], |ex| {
+    let layer = RequestLayer::new().request_span(true);
+    let (_, _, lines) = drive(layer, &[("x-request-id", "h-1")], |ex| {
         let seen = ex.catch_handler(|| {
             tracing::info!("in handler");
             (
@@ -251,6 +252,32 @@ fn the_handler_runs_in_the_context_and_span_and_a_panic_is_a_500() {
     assert_eq!(line["reason"], "panic");
     assert_eq!(line["level"], "ERROR");
     assert_eq!(line["bytes_out"], 22);
+}
+
+#[test]
+fn without_the_request_span_the_handler_still_runs_in_the_context() {
+    let layer = RequestLayer::new().request_span(false);
+    let (_, _, lines) = drive(layer, &[("x-request-id", "n-1")], |ex| {
+        let seen = ex.catch_handler(|| {
+            tracing::info!("in handler");
+            (
+                corrlog::request_id().map(|id| id.to_string()),
+                tracing::Span::current().is_none(),
+            )
+        });
+        assert_eq!(seen, Some((Some("n-1".to_owned()), true)));
+        assert!(ex.span().is_none());
+        ex.responded(200, None);
+        ex.end();
+    });
+    let line = lines.iter().find(|l| l["message"] == "in handler").unwrap();
+    assert_eq!(line["request_id"], "n-1");
+    assert_eq!(access(&lines)["request_id"], "n-1");
+    // The default: a span only with the `opentelemetry` feature.
+    let (_, _, _) = drive(RequestLayer::new(), &[], |ex| {
+        assert_eq!(ex.span().is_none(), !cfg!(feature = "opentelemetry"));
+        ex.end();
+    });
 }
 
 #[test]

@@ -38,8 +38,8 @@ async fn everywhere() -> Json<Value> {
     let bare_blocking = tokio::task::spawn_blocking(id).await.unwrap();
     let bare_thread = std::thread::spawn(id).join().unwrap();
 
-    // tracing's own propagation: the line still gets the id via the
-    // request span, though request_id() cannot see it.
+    // tracing's own propagation: with the request span on, the line still
+    // gets the id via the span, though request_id() cannot see it.
     let via_span = tokio::spawn(
         async {
             tracing::info!("from an in_current_span future");
@@ -59,9 +59,20 @@ async fn everywhere() -> Json<Value> {
 
 #[test]
 fn the_id_reaches_every_depth_through_the_helpers_and_nothing_else() {
+    every_depth(true);
+}
+
+#[test]
+fn without_the_request_span_in_current_span_carries_no_id() {
+    every_depth(false);
+}
+
+/// Serves 50 requests; `request_span` says whether the layer makes its
+/// `request` span, which `.in_current_span()` futures carry.
+fn every_depth(request_span: bool) {
     let app = Router::new()
         .route("/", get(everywhere))
-        .layer(corrlog::RequestLayer::new());
+        .layer(corrlog::RequestLayer::new().request_span(request_span));
     let server = TestServer::start(4, app);
     let rt = client_runtime();
     for i in 0..50 {
@@ -107,6 +118,11 @@ fn the_id_reaches_every_depth_through_the_helpers_and_nothing_else() {
         .filter(|l| str_field(l, "message") == Some("from an in_current_span future"))
         .collect();
     assert_eq!(spanned.len(), 50);
+    if !request_span {
+        // No span to carry it: no id, never a wrong one.
+        assert!(spanned.iter().all(|l| l.get("request_id").is_none()));
+        return;
+    }
     for i in 0..50 {
         let sent = format!("depth-{i}");
         assert!(spanned

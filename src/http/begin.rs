@@ -20,6 +20,8 @@ pub(crate) struct Begun {
     /// ([`RequestLayer::grpc`](crate::RequestLayer::grpc)): until the
     /// service answers, the call is taken to be gRPC.
     pub(crate) is_grpc: bool,
+    /// Whether to make the `request` span ([`RequestLayer::request_span`](crate::RequestLayer::request_span)).
+    span: bool,
     /// The trace context, settled once the request span exists.
     #[cfg(feature = "opentelemetry")]
     pending: Option<TraceContext>,
@@ -29,14 +31,19 @@ pub(crate) struct Begun {
 }
 
 impl Begun {
-    /// Makes the request's `request` span inside the request's context,
-    /// so the line layer can attach the context to the span (see
-    /// `SpanRequest` in the layer) and `.in_current_span()` carries the id;
-    /// then runs `f` in both (the caller's access record and handler call).
-    /// One scope for the two: they need the context anyway.
+    /// Makes the request's `request` span, when one is wanted, inside the
+    /// request's context, so the line layer can attach the context to the
+    /// span (see `SpanRequest` in the layer) and `.in_current_span()`
+    /// carries the id; then runs `f` in both (the caller's access record
+    /// and handler call). One scope for the two: they need the context
+    /// anyway. Without the span, `Span::none()`.
     pub(crate) fn in_request<R>(&mut self, f: impl FnOnce() -> R) -> (Span, R) {
         self.ctx.clone().run(|| {
-            let span = tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME);
+            let span = if self.span {
+                tracing::info_span!(target: REQUEST_SPAN_TARGET, REQUEST_SPAN_NAME)
+            } else {
+                Span::none()
+            };
             // With the `opentelemetry` feature the trace is settled once the
             // request span exists: tracing-opentelemetry, when installed,
             // gives that span the ids it will be exported with.
@@ -123,6 +130,7 @@ pub(crate) fn begin<B>(config: &Config, req: &mut Request<B>) -> Begun {
         ctx,
         header_value,
         is_grpc,
+        span: config.request_span,
         #[cfg(feature = "opentelemetry")]
         pending,
         #[cfg(feature = "opentelemetry")]

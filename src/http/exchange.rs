@@ -144,7 +144,9 @@ impl Exchange {
         &self.ctx
     }
 
-    /// The request's span (target `corrlog`, name `request`).
+    /// The request's span (target `corrlog`, name `request`), or
+    /// `Span::none()` when the layer makes none
+    /// ([`RequestLayer::request_span`](crate::RequestLayer::request_span)).
     pub fn span(&self) -> &Span {
         &self.span
     }
