@@ -4,8 +4,11 @@
 //! `PropagateRequestId` alone, logging nothing; axum with tower-http's
 //! request-id layers, `TraceLayer` and `fmt().json()` to a file; axum with
 //! corrlog (validated id, context, access line through the pipeline to a
-//! file); and the demo's `GET /` behind corrlog (the handler's line and the
-//! access line).
+//! file); and the demo's `GET /` three ways: bare, behind the hand-written
+//! lower bound (`support/lower_bound.rs`), and behind corrlog (the
+//! handler's line and the access line). It prints each stack's CPU per
+//! request added to bare axum's (for the demo's route, to the route served
+//! bare), and corrlog's over the lower bound's.
 //!
 //! The pinned layout (the default where `taskset` and two cores exist):
 //! the servers, one tokio worker each, and the pipeline's writer thread run

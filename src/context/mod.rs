@@ -68,8 +68,11 @@
 //! ```
 //!
 //! If you propagate with tracing's `.in_current_span()` instead, the lines
-//! still carry the request id (the HTTP layer's request span holds it), but
-//! [`crate::request_id`] returns `None` there: prefer the helpers.
+//! carry the request id only when the HTTP layer makes its `request` span
+//! ([`RequestLayer::request_span`](crate::RequestLayer::request_span), off
+//! by default without the `opentelemetry` feature), and
+//! [`crate::request_id`] returns `None` there either way: prefer the
+//! helpers.
 //!
 //! # Trace context
 //!

@@ -17,8 +17,8 @@ use super::trace::TraceContext;
 /// `x-request-id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The target and name of the span the HTTP layer opens per request; the
-/// line layer recognises it to find the request of a future propagated
+/// The target and name of the span the HTTP layer opens per request (when
+/// asked to: `RequestLayer::request_span`); the line layer recognises it to find the request of a future propagated
 /// with tracing's `.in_current_span()` alone.
 pub(crate) const REQUEST_SPAN_TARGET: &str = "corrlog";
 pub(crate) const REQUEST_SPAN_NAME: &str = "request";
