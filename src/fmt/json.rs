@@ -141,6 +141,16 @@ pub(crate) fn write_bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
+/// Whether `key` is one of `keys`. Keys are short and rarely equal: the
+/// length and the first byte settle almost every comparison without a
+/// call to `memcmp`.
+#[inline]
+pub(crate) fn has_key(keys: &[&str], key: &str) -> bool {
+    let first = key.as_bytes().first();
+    keys.iter()
+        .any(|k| k.len() == key.len() && k.as_bytes().first() == first && *k == key)
+}
+
 /// Appends `,"key":` for a field, renaming keys the format reserves to
 /// `fields.<key>`.
 pub(crate) fn key(out: &mut Vec<u8>, key: &str, reserved: impl Fn(&str) -> bool) {

@@ -15,6 +15,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::access::{self, AccessKeys};
 use super::buffer::{is_marked, Buffering, LayerTarget};
+use super::json::has_key;
 use super::line::{Constant, Format, Line, Style};
 use super::redact::Redaction;
 use super::service::Service;
@@ -494,7 +495,7 @@ impl<W: Sink> LogLayer<W> {
                         let ext = span.extensions();
                         if let Some(fields) = ext.get::<SpanFields>() {
                             for (key, encoded) in fields.entries(&self.redaction, style) {
-                                if !keys.contains(key) {
+                                if !has_key(keys, key) {
                                     keys.push(key);
                                     span_fields.extend_from_slice(encoded);
                                 }

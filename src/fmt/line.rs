@@ -271,7 +271,7 @@ pub(crate) fn write_bound_fields(
 ) {
     let max = policy.max_bytes();
     for field in rc.fields().iter() {
-        if keys.iter().any(|k| *k == field.key) {
+        if json::has_key(keys, &field.key) {
             continue;
         }
         style.key(out, &field.key);
