@@ -83,7 +83,7 @@
 //! | `signal` | yes | [`shutdown_signal`], Ctrl-C or SIGTERM for graceful shutdown (tokio's `signal`) |
 //! | `testing` | no | [`testing`]: capture a test's lines across a multi-thread runtime (tokio's `rt-multi-thread`); for `[dev-dependencies]` |
 //! | `reqwest` | no | [`propagate::PropagateHeaders`], a `reqwest-middleware` 0.5 middleware for reqwest 0.13 clients |
-//! | `opentelemetry` | no | with `tracing-opentelemetry` 0.34, lines carry the ids of the exported request span (see [`TraceParent`](crate::context::TraceParent)) |
+//! | `opentelemetry` | no | with `tracing-opentelemetry` 0.34, the HTTP layer makes its `request` span by default and lines carry the ids it is exported with (see [`TraceParent`](crate::context::TraceParent)) |
 //! | `otlp` | no | `output::otlp`: log records to an OpenTelemetry Collector over OTLP/HTTP, set up by `Builder::otlp` or `OTEL_EXPORTER_OTLP_ENDPOINT` |
 //!
 //! # Why not a `thread_local!`

@@ -18,8 +18,9 @@ use super::trace::TraceContext;
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The target and name of the span the HTTP layer opens per request (when
-/// asked to: `RequestLayer::request_span`); the line layer recognises it to find the request of a future propagated
-/// with tracing's `.in_current_span()` alone.
+/// asked to: `RequestLayer::request_span`); the line layer recognises it
+/// to find the request of a future propagated with tracing's
+/// `.in_current_span()` alone.
 pub(crate) const REQUEST_SPAN_TARGET: &str = "corrlog";
 pub(crate) const REQUEST_SPAN_NAME: &str = "request";
 

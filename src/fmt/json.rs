@@ -167,6 +167,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn has_key_finds_exactly_the_equal_keys() {
+        let keys = ["user", "order_id", "cart", ""];
+        for key in ["user", "order_id", "cart", ""] {
+            assert!(has_key(&keys, key), "{key}");
+        }
+        // Same length, same first byte, same length and first byte.
+        for key in ["uses", "order_ix", "care", "u", "users", "xart"] {
+            assert!(!has_key(&keys, key), "{key}");
+        }
+        assert!(!has_key(&[], "user"));
+    }
+
+    #[test]
     fn floats_stay_valid_json() {
         let mut v = Vec::new();
         for f in [1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
