@@ -9,7 +9,6 @@ use tracing::field::{Field, Visit};
 use tracing::span::Record;
 use tracing_subscriber::registry::ExtensionsMut;
 
-use super::json;
 use super::line::Style;
 use super::redact::Redaction;
 use super::visitor::{FieldVisitor, Target};
@@ -114,7 +113,8 @@ pub(crate) fn record_span(
 }
 
 /// Encodes span fields one at a time with the event encoder, keeping each
-/// value's JSON text under its key. A key recorded again replaces its value.
+/// field's key (in the line's format) and JSON value under its name. A key
+/// recorded again replaces its value.
 struct SpanVisitor<'a> {
     entries: &'a mut Vec<(&'static str, Box<[u8]>)>,
     buf: Vec<u8>,
@@ -130,20 +130,16 @@ impl SpanVisitor<'_> {
             fields: &mut self.buf,
             message: None,
             keys: &mut self.keys,
-            style: Style::Json,
+            // The visitor writes the key in the line's format and the
+            // value as JSON: the bytes a line copies.
+            style: self.style,
             skip_log_fields: false,
             policy: self.policy,
             special: false,
             nested: None,
             target: Target::default(),
         });
-        let mut prefix = Vec::new();
-        json::key(&mut prefix, field.name(), json::is_reserved);
-        let value = self.buf.get(prefix.len()..).unwrap_or_default();
-        let mut encoded = Vec::with_capacity(field.name().len() + value.len() + 4);
-        self.style.key(&mut encoded, field.name());
-        encoded.extend_from_slice(value);
-        let value: Box<[u8]> = encoded.into();
+        let value: Box<[u8]> = self.buf.as_slice().into();
         match self.entries.iter_mut().find(|(k, _)| *k == field.name()) {
             Some(entry) => entry.1 = value,
             None => self.entries.push((field.name(), value)),

@@ -40,7 +40,7 @@ pub(crate) struct Config {
     pub(crate) grpc: bool,
     pub(crate) access: AccessLog,
     pub(crate) trace_context: bool,
-    /// Make the `request` span whatever the subscriber holds.
+    /// Make the `request` span ([`RequestLayer::request_span`]).
     pub(crate) request_span: bool,
 }
 
